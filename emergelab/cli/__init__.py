@@ -1,0 +1,40 @@
+"""The `emergelab` command line. Each area registers its sub-commands in `cli/<area>.py`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from emergelab.errors import UserError
+
+# Modules under emergelab.cli that define `register(subparsers)`.
+AREAS: tuple[str, ...] = ("train",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emergelab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for area in AREAS:
+        importlib.import_module(f"emergelab.cli.{area}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"emergelab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

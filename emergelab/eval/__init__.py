@@ -1,0 +1,1 @@
+"""Evaluation: task harness, perplexity, test-time scaling, probes."""

@@ -1,0 +1,1 @@
+"""Decoder-only Transformer, KV-cache generation and Hugging Face interop."""

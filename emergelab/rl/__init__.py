@@ -1,0 +1,1 @@
+"""Reinforcement learning and preference post-training: GRPO, rewards, reward model, DPO, distillation."""

@@ -1,0 +1,1 @@
+"""The science: sweeps, scaling-law fits, emergence and mirage analysis, experiments."""

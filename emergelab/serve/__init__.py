@@ -1,0 +1,1 @@
+"""OpenAI-compatible HTTP server and the web page to chat with and inspect a model."""

@@ -1,0 +1,1 @@
+"""Verifiable tasks: generators, prompts, verifiers, continuous metrics; the corpus builder."""
