@@ -22,7 +22,7 @@ class AddTask(Task):
         return Example(f"{a}+{b}=", str(a + b), cot=f"{a}+{b}")
 
 
-EX = Example("3+4=", "7")
+EX = Example("3+4=", "7", cot="3+4")
 
 
 def _s(completion: str, n_tokens: int = 5) -> Sample:
@@ -52,8 +52,8 @@ def test_consistency_abstains_without_thinking_and_counts_foreign_characters():
     r = build_rewards({"consistency": 1.0}, AddTask(), max_new_tokens=16)
     _, comp = combine(r, [_s("<answer>7</answer>"), _s("<think>3+4=7</think><answer>7</answer>"),
                           _s("<think>3+4 xy</think><answer>7</answer>")])
-    # "3+4 xy": 4 of 6 characters are in the prompt alphabet / digits / spaces
-    assert comp["consistency"] == [None, 1.0, pytest.approx(4 / 6)]
+    # "3+4 xy": 3 of 6 characters occur in the prompt, the digits or the reference solution
+    assert comp["consistency"] == [None, 1.0, pytest.approx(3 / 6)]
 
 
 def test_abstaining_reward_adds_nothing_and_weights_are_not_renormalised():
@@ -61,7 +61,7 @@ def test_abstaining_reward_adds_nothing_and_weights_are_not_renormalised():
     totals, comp = combine(r, [_s("<answer>7</answer>"), _s("<think>3+4 xy</think><answer>7</answer>")])
     assert comp["consistency"][0] is None
     assert totals[0] == pytest.approx(1.0 * 1 + 0.5 * 0)  # no consistency term at all
-    assert totals[1] == pytest.approx(1.0 * 1 + 0.5 * 1 + 2.0 * 4 / 6)
+    assert totals[1] == pytest.approx(1.0 * 1 + 0.5 * 1 + 2.0 * 3 / 6)
 
 
 def test_length_shaping_is_dapo_soft_overlong_punishment():

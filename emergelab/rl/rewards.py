@@ -29,6 +29,7 @@ from emergelab.errors import UserError
 from emergelab.tasks.base import Example, Task, cut_at_stop
 
 FORMAT_RE = re.compile(r"^<think>(?P<think>.+?)</think><answer>(?P<answer>.+?)</answer>$", re.DOTALL)
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 THINK_RE = re.compile(r"<think>(?P<think>.*?)(</think>|$)", re.DOTALL)
 
 
@@ -60,7 +61,8 @@ def format_reward(samples: Sequence[Sample]) -> list[float | None]:
 
 
 def consistency_reward(task: Task) -> RewardFn:
-    """Share of thinking characters in the prompt's alphabet (+ the task's answer alphabet)."""
+    """Share of thinking characters in the task's own "language": the characters of the prompt, of the
+    task's answer alphabet and of the task's reference worked solution (tags removed)."""
 
     def fn(samples: Sequence[Sample]) -> list[float | None]:
         out: list[float | None] = []
@@ -70,7 +72,10 @@ def consistency_reward(task: Task) -> RewardFn:
             if not m or not thought:
                 out.append(None)
                 continue
-            allowed = set(s.example.prompt) | set(task.answer_alphabet) | set(" =;+-*")
+            reference = task.render_target(s.example, cot=True)
+            for tag in TAGS:
+                reference = reference.replace(tag, "")
+            allowed = set(s.example.prompt) | set(task.answer_alphabet) | set(reference)
             out.append(sum(c in allowed for c in thought) / len(thought))
         return out
 

@@ -1,0 +1,79 @@
+"""Rollouts: sampling groups of completions behind a backend interface, and re-scoring them.
+
+`RolloutBackend` is the one seam between the RL loop and generation. `LocalBackend` uses emergelab's
+own batched KV-cache sampler with `num_samples=group_size`, so each prompt is prefilled once and its
+cache copied to the group's rows.
+
+A vLLM backend (GPU) plugs in here by implementing the same two methods:
+  * `generate`: `vllm.LLM(model=EXPORTED_HF_DIR).generate(prompt_token_ids, vllm.SamplingParams(
+    n=group_size, max_tokens=..., temperature=..., stop_token_ids=..., seed=...))`, mapping each
+    RequestOutput's outputs to `Completion(prompt_index, token_ids, logprobs, finish_reason)`;
+  * `sync_weights`: push the trainer's weights after each optimizer step, e.g. by converting the
+    state dict with `emergelab.model.hf` names and calling the engine's `model.load_weights(...)`.
+The loop never uses the sampler's log-probs for the loss (it recomputes them with `sequence_logprobs`),
+so a backend whose numerics differ slightly from the trainer's cannot bias the gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from emergelab.model import GPT, Completion, SamplingParams, generate
+
+
+class RolloutBackend(Protocol):
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
+        """`params.num_samples` completions per prompt, prompt-major."""
+        ...
+
+    def sync_weights(self, model: GPT) -> None:
+        """Make the next `generate` sample from `model`'s current weights."""
+        ...
+
+
+class LocalBackend:
+    """Sampling with the policy itself (same weights object, so syncing is free)."""
+
+    def __init__(self, model: GPT, tokenizer) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Completion]:
+        return generate(self.model, prompts, params, tokenizer=self.tokenizer)
+
+    def sync_weights(self, model: GPT) -> None:
+        self.model = model
+
+
+def pack_sequences(prompts: list[list[int]], completions: list[list[int]], pad_id: int = 0
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded `prompt + completion` rows for a full forward pass.
+
+    Returns (idx (N, S), targets (N, S) — the next token at each position, completion_mask (N, S) — 1
+    where the *target* is a completion token). Right padding leaves every real position's causal
+    context untouched, so no attention mask is needed.
+    """
+    rows = [p + c for p, c in zip(prompts, completions)]
+    S = max(len(r) for r in rows)
+    idx = torch.full((len(rows), S), pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), S), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), S), dtype=torch.bool)
+    for i, (p, r) in enumerate(zip(prompts, rows)):
+        idx[i, : len(r)] = torch.tensor(r)
+        targets[i, : len(r) - 1] = torch.tensor(r[1:])
+        mask[i, len(p) - 1 : len(r) - 1] = True
+    return idx, targets, mask
+
+
+def sequence_logprobs(model: GPT, idx: torch.Tensor, targets: torch.Tensor, with_entropy: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log π(target_t | idx_≤t) per position (N, S), and optionally the entropy of π at each position."""
+    logits = model(idx).logits.float()
+    logp_all = logits.log_softmax(-1)
+    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
