@@ -1,0 +1,150 @@
+"""Commands: pretrain, sample, ppl, export-hf, import-hf."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from emergelab.errors import UserError
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from emergelab.train.pretrain import pretrain
+
+    if args.resume:
+        overrides = ([args.config] if args.config else []) + args.overrides
+        summary = pretrain(None, args.resume, overrides, resume=True)
+    else:
+        if not args.config:
+            raise UserError("pretrain: give a CONFIG.yaml (or --resume RUN_DIR)")
+        if "=" in args.config:
+            raise UserError(f"pretrain: the first argument {args.config!r} looks like an override — "
+                            "put CONFIG.yaml first")
+        out = args.out or str(Path("runs") / Path(args.config).stem)
+        summary = pretrain(args.config, out, args.overrides)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from emergelab.model.generate import SamplingParams, generate
+    from emergelab.runs import load_model
+
+    model, tok, _ = load_model(args.run, device=args.device)
+    prompt = args.prompt.encode().decode("unicode_escape") if args.escapes else args.prompt
+    ids = tok.encode(prompt, add_bos=tok.bos_id is not None and args.bos)
+    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                            top_p=args.top_p, seed=args.seed, num_samples=args.n,
+                            stop_token_ids=tuple(t for t in [tok.eos_id] if t is not None))
+    for c in generate(model, [ids], params, tokenizer=tok):
+        text = tok.decode(c.tokens)
+        if args.json:
+            print(json.dumps({"prompt": prompt, "completion": text, "tokens": c.tokens, "logprobs": c.logprobs,
+                              "finish_reason": c.finish_reason}))
+        else:
+            print(prompt + text)
+            print("-" * 40)
+    return 0
+
+
+def cmd_ppl(args: argparse.Namespace) -> int:
+    from emergelab.eval.ppl import perplexity
+    from emergelab.runs import load_model
+
+    path = Path(args.text_file)
+    if not path.exists():
+        raise UserError(f"ppl: --text-file {path} does not exist")
+    model, tok, _ = load_model(args.run, device=args.device)
+    print(json.dumps(perplexity(model, tok, path.read_text())))
+    return 0
+
+
+def cmd_export_hf(args: argparse.Namespace) -> int:
+    from emergelab.model.hf import to_hf_llama
+    from emergelab.runs import load_model
+
+    model, tok, _ = load_model(args.run, device="cpu")
+    out = to_hf_llama(model, tok, args.out)
+    print(f"wrote {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
+    return 0
+
+
+def import_hf_run(src: str | Path, out_run: str | Path) -> Path:
+    """Turn a local Hugging Face Llama/Qwen2 folder into an emergelab run directory."""
+    import dataclasses
+
+    from emergelab.config import write_yaml
+    from emergelab.data.tokenizer import Tokenizer
+    from emergelab.model.gpt import GPT
+    from emergelab.model.hf import from_hf
+    from emergelab.runs import save_checkpoint
+
+    src, out = Path(src), Path(out_run)
+    if (out / "checkpoints").exists():
+        raise UserError(f"import-hf: {out} already holds a run — choose a new directory")
+    cfg, state_dict, hf_tok = from_hf(src)
+    model = GPT(cfg)
+    model.load_state_dict(state_dict)
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml({"model": dataclasses.asdict(cfg), "source": {"imported_from": str(src.resolve())}},
+               out / "config.yaml")
+    if hf_tok is not None:
+        special = {}
+        tc = src / "tokenizer_config.json"
+        if tc.exists():
+            raw = json.loads(tc.read_text())
+            special = {k: raw[k] for k in ("bos_token", "eos_token", "pad_token", "chat_template") if raw.get(k)}
+        if not special.get("chat_template") and (src / "chat_template.jinja").exists():
+            special["chat_template"] = (src / "chat_template.jinja").read_text()
+        Tokenizer(hf_tok, special).save(out / "tokenizer.json")
+    save_checkpoint(out, 0, model)
+    return out
+
+
+def cmd_import_hf(args: argparse.Namespace) -> int:
+    out = import_hf_run(args.src, args.out)
+    print(f"wrote run {out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pretrain a model by next-token prediction",
+                       description="emergelab pretrain CONFIG.yaml [--out DIR] [key=value ...] | "
+                                   "--resume DIR [key=value ...]")
+    p.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.n_layer=2 train.max_steps=40")
+    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last checkpoint")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("sample", help="sample continuations from a run")
+    p.add_argument("run")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--n", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bos", action="store_true", help="prepend the tokenizer's <bos>")
+    p.add_argument("--escapes", action="store_true", help="interpret \\n etc. in --prompt")
+    p.add_argument("--json", action="store_true", help="one JSON object per sample (tokens, log-probs)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("ppl", help="perplexity and bits per byte of a text file")
+    p.add_argument("run")
+    p.add_argument("--text-file", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_ppl)
+
+    p = sub.add_parser("export-hf", help="write a Hugging Face (Llama) folder from a run")
+    p.add_argument("run")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_export_hf)
+
+    p = sub.add_parser("import-hf", help="turn a local HF Llama/Qwen2 folder into a run directory")
+    p.add_argument("src")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_import_hf)

@@ -1,0 +1,140 @@
+"""Tokenizers: character-level (synthetic tasks) and byte-level BPE, both stored as `tokenizer.json`.
+
+Both wrap a Hugging Face `tokenizers.Tokenizer`, so the file loads in `transformers` unchanged.
+The chat/reasoning special tokens below are always ids 0..8, in this order, in every tokenizer
+we build, so task text can use them literally (`<think>` is one token, never seven characters).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer as HFTokenizer
+
+from emergelab.errors import UserError
+
+SPECIAL_TOKENS = [
+    "<pad>", "<bos>", "<eos>", "<|user|>", "<|assistant|>",
+    "<think>", "</think>", "<answer>", "</answer>",
+]
+
+
+class Tokenizer:
+    """A thin, typed view of a `tokenizers.Tokenizer` (available as `.hf`)."""
+
+    def __init__(self, hf: HFTokenizer, special: dict | None = None):
+        """`special` (from an imported model's tokenizer_config.json) names its bos/eos/pad tokens and
+        chat template; our own tokenizers use the SPECIAL_TOKENS above."""
+        self.hf = hf
+        special = special or {}
+        self.special = special
+        self.chat_template: str | None = special.get("chat_template")
+        self.pad_id = hf.token_to_id(_token_str(special.get("pad_token")) or "<pad>")
+        self.bos_id = hf.token_to_id(_token_str(special.get("bos_token")) or "<bos>")
+        self.eos_id = hf.token_to_id(_token_str(special.get("eos_token")) or "<eos>")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokenizer:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if not path.exists():
+            raise UserError(f"tokenizer: {path} does not exist — point at a run directory or a tokenizer.json")
+        meta_path = path.parent / "tokenizer_config.json"
+        special = json.loads(meta_path.read_text()) if meta_path.exists() else None
+        return cls(HFTokenizer.from_file(str(path)), special)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        self.hf.save(str(path))
+        if self.special:
+            (path.parent / "tokenizer_config.json").write_text(json.dumps(self.special, indent=1))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.hf.get_vocab_size(with_added_tokens=True)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.hf.token_to_id(token)
+
+    def id_to_token(self, idx: int) -> str | None:
+        return self.hf.id_to_token(idx)
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        try:
+            ids = self.hf.encode(text, add_special_tokens=False).ids
+        except Exception as e:  # WordLevel raises on characters outside the alphabet
+            unknown = sorted({c for c in text if self.hf.token_to_id(c) is None} - set("".join(SPECIAL_TOKENS)))
+            raise UserError(f"tokenizer: text has characters outside this tokenizer's alphabet {unknown[:10]} "
+                            "— rebuild the tokenizer from data that includes them") from e
+        if add_bos and self.bos_id is not None:
+            ids = [self.bos_id, *ids]
+        if add_eos and self.eos_id is not None:
+            ids = [*ids, self.eos_id]
+        return ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
+        return self.hf.decode(list(ids), skip_special_tokens=skip_special)
+
+    def token_pieces(self, ids: Iterable[int]) -> list[str]:
+        """Readable text of each token on its own (for inspection views)."""
+        return [self.hf.decode([i], skip_special_tokens=False) for i in ids]
+
+
+def _token_str(tok: str | dict | None) -> str | None:
+    """HF tokenizer_config.json writes special tokens as strings or {"content": ...} objects."""
+    return tok.get("content") if isinstance(tok, dict) else tok
+
+
+def _special_added_tokens() -> list[AddedToken]:
+    return [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
+
+
+def char_tokenizer(alphabet: str) -> Tokenizer:
+    """One token per character of `alphabet` (after the special tokens). Unknown characters are an error."""
+    chars = sorted(set(alphabet))
+    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    for c in chars:
+        vocab.setdefault(c, len(vocab))
+    hf = HFTokenizer(models.WordLevel(vocab=vocab, unk_token=None))
+    # Split into single characters; special tokens are matched before this step.
+    hf.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    hf.decoder = decoders.Fuse()
+    hf.add_special_tokens(_special_added_tokens())
+    return Tokenizer(hf)
+
+
+def alphabet_of(texts: Iterable[str]) -> str:
+    """All characters in `texts`, special-token strings removed first."""
+    chars: set[str] = set()
+    for text in texts:
+        for tok in SPECIAL_TOKENS:
+            text = text.replace(tok, "")
+        chars.update(text)
+    return "".join(sorted(chars))
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """Byte-level BPE (GPT-2 style) trained with Hugging Face `tokenizers`."""
+    if vocab_size < len(SPECIAL_TOKENS) + 256:
+        raise UserError(f"data.vocab_size={vocab_size} is too small for byte-level BPE — use at least "
+                        f"{len(SPECIAL_TOKENS) + 256} (special tokens + 256 bytes)")
+    hf = HFTokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=_special_added_tokens(),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    hf.train_from_iterator(texts, trainer=trainer)
+    return Tokenizer(hf)

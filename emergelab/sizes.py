@@ -1,0 +1,50 @@
+"""The scale dial: one name per model size, deriving depth, width, heads, learning rate and token budget.
+
+Names give the approximate number of non-embedding parameters (embeddings depend on the vocabulary).
+A sweep is a list of names; any derived field can still be overridden in the config.
+"""
+
+from __future__ import annotations
+
+import math
+
+from emergelab.errors import UserError
+
+# name → (n_layer, n_embd, n_head)
+SIZES: dict[str, tuple[int, int, int]] = {
+    "10k": (1, 24, 2),
+    "30k": (2, 32, 4),
+    "100k": (2, 64, 4),
+    "300k": (3, 96, 4),
+    "1m": (4, 128, 4),
+    "3m": (6, 192, 6),
+    "10m": (8, 320, 8),
+    "30m": (12, 448, 8),
+    "100m": (16, 704, 11),
+}
+
+TOKENS_PER_PARAM = 20  # Chinchilla's compute-optimal ratio (Hoffmann et al. 2022)
+MIN_TOKENS = 200_000
+
+
+def size_lr(n_embd: int) -> float:
+    """Peak AdamW learning rate: ∝ 1/sqrt(width) (a common μP-flavoured heuristic), clipped to [3e-4, 3e-3]."""
+    return float(min(3e-3, max(3e-4, 1.5e-3 * math.sqrt(128 / n_embd))))
+
+
+def approx_params(n_layer: int, n_embd: int) -> int:
+    """Non-embedding parameters with a SwiGLU MLP of hidden ≈ 8/3·d: 4d² (attention) + 8d² (MLP) per layer."""
+    return 12 * n_layer * n_embd * n_embd
+
+
+def size_defaults(name: str) -> dict:
+    """Config fields (as a nested dict) implied by a named size."""
+    key = name.lower()
+    if key not in SIZES:
+        raise UserError(f"size={name!r} is not a named size — choose one of {', '.join(SIZES)}")
+    n_layer, n_embd, n_head = SIZES[key]
+    tokens = max(MIN_TOKENS, TOKENS_PER_PARAM * approx_params(n_layer, n_embd))
+    return {
+        "model": {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head},
+        "train": {"lr": size_lr(n_embd), "tokens": tokens},
+    }

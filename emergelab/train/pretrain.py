@@ -1,0 +1,123 @@
+"""Pretraining by next-token prediction: config → tokenizer → token files → model → training loop → run dir."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from emergelab.config import PretrainConfig, load_pretrain_config, to_dict, write_yaml
+from emergelab.data.tokenizer import Tokenizer, alphabet_of, char_tokenizer, train_bpe
+from emergelab.data.tokens import BatchSampler, TokenData, read_corpus_texts
+from emergelab.errors import UserError
+from emergelab.model.gpt import GPT
+from emergelab.runs import read_run_config, resolve_device
+from emergelab.train.distributed import World, all_reduce_mean, barrier, init_world
+from emergelab.train.loop import train_loop
+
+
+def build_tokenizer(kind: str, train_text: str, val_text: str, bpe_vocab_size: int) -> Tokenizer:
+    if kind == "char":
+        return char_tokenizer(alphabet_of([train_text, val_text]))
+    if kind == "bpe":
+        return train_bpe([train_text], bpe_vocab_size)
+    return Tokenizer.load(kind)
+
+
+def derive_max_steps(cfg: PretrainConfig, world_size: int) -> int:
+    tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * cfg.train.seq_len * world_size
+    if cfg.train.max_steps is not None:
+        return cfg.train.max_steps
+    if cfg.train.tokens is None:
+        raise UserError("train.max_steps: neither train.max_steps nor train.tokens is set (and no named "
+                        "size) — set one of them, e.g. train.max_steps=200")
+    return max(1, math.ceil(cfg.train.tokens / tokens_per_step))
+
+
+def make_val_eval(val: BatchSampler, n_batches: int, bytes_per_token: float, world: World):
+    """eval_fn: mean val loss over fixed batches → val_loss, val_ppl, val_bpb (bits per UTF-8 byte)."""
+
+    def evaluate(model: torch.nn.Module) -> dict:
+        device = next(model.parameters()).device
+        losses = []
+        for i in range(n_batches):
+            x, y = val.batch(i, 0, world.rank)
+            losses.append(model(x.to(device), targets=y.to(device)).loss.item())
+        loss = all_reduce_mean(sum(losses) / len(losses), world, device)
+        return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50.0)),
+                "val_bpb": loss / math.log(2) / bytes_per_token}
+
+    return evaluate
+
+
+def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overrides: list[str] | None = None,
+             resume: bool = False) -> dict:
+    """Run (or resume) pretraining into `out_dir`; returns the run summary (also `summary.json`)."""
+    out_dir = Path(out_dir)
+    if resume:
+        saved = {k: v for k, v in read_run_config(out_dir).items() if k != "world_size"}
+        cfg = load_pretrain_config(None, overrides, base=saved)
+    elif not isinstance(cfg, PretrainConfig):
+        cfg = load_pretrain_config(cfg, overrides)
+    elif overrides:
+        cfg = load_pretrain_config(None, overrides, base=to_dict(cfg))
+    device = resolve_device(cfg.train.device)
+    world = init_world(device)
+    if world.world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    if not resume and world.is_main and (out_dir / "checkpoints").exists() and \
+            any((out_dir / "checkpoints").iterdir()):
+        raise UserError(f"--out {out_dir} already holds a run — use --resume {out_dir} to continue it, "
+                        "or choose a new directory")
+
+    data_dir = out_dir / "data"
+    if world.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if resume and (out_dir / "tokenizer.json").exists() and (data_dir / "meta.json").exists():
+            tokenizer = Tokenizer.load(out_dir / "tokenizer.json")
+        else:
+            train_text, val_text = read_corpus_texts(cfg.data.corpus, cfg.data.text_files, cfg.data.val_fraction)
+            tokenizer = build_tokenizer(cfg.data.tokenizer, train_text, val_text, cfg.data.bpe_vocab_size)
+            tokenizer.save(out_dir / "tokenizer.json")
+            TokenData.prepare(tokenizer, train_text, val_text, data_dir)
+    barrier(world)
+    tokenizer = Tokenizer.load(out_dir / "tokenizer.json")
+    data = TokenData.open(data_dir)
+
+    cfg.model.vocab_size = tokenizer.vocab_size
+    max_steps = derive_max_steps(cfg, world.world_size)
+    cfg.train.max_steps = max_steps
+    effective = to_dict(cfg)
+    effective["world_size"] = world.world_size
+    if world.is_main:
+        write_yaml(effective, out_dir / "config.yaml")
+
+    torch.manual_seed(cfg.train.seed)
+    model = GPT(cfg.model).to(device)
+    train = BatchSampler(data.train, cfg.train.seq_len, cfg.train.batch_size, cfg.train.grad_accum,
+                         world.world_size, cfg.train.seed, "train")
+    val = BatchSampler(data.val, cfg.train.seq_len, cfg.train.batch_size, 1, world.world_size,
+                       cfg.train.seed, "val")
+    eval_fn = make_val_eval(val, cfg.train.eval_batches, data.bytes_per_token["val"], world)
+    t0 = time.time()
+    last = train_loop(model, cfg.train, out_dir, max_steps, train.batch, eval_fn, world, resume=resume,
+                      desc=f"pretrain {out_dir.name}")
+    if not last:  # resumed a finished run: re-evaluate for the summary
+        last = {"step": max_steps, **eval_fn(model)}
+    n_params = model.num_params()
+    tokens = max_steps * cfg.train.batch_size * cfg.train.grad_accum * cfg.train.seq_len * world.world_size
+    summary = {
+        "params": n_params, "non_embedding_params": model.num_params(non_embedding=True),
+        "tokens": tokens, "flops": model.flops_per_token() * tokens, "steps": max_steps,
+        "final_loss": last.get("loss"), "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"),
+        "val_bpb": last.get("val_bpb"), "train_seconds": time.time() - t0,
+        "world_size": world.world_size,
+    }
+    if world.is_main:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
