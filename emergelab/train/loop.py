@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +83,9 @@ def train_loop(model: torch.nn.Module, cfg: TrainConfig, run_dir: Path, max_step
     log = MetricsLog(run_dir / "metrics.jsonl", world.is_main,
                      run_dir / "tensorboard" if cfg.tensorboard else None)
     start = 0
+    if world.is_main:  # temporary checkpoint dirs left by a killed process are never valid
+        for stale in (run_dir / "checkpoints").glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     if resume:
         found = latest_checkpoint(run_dir)
         if found is not None:
