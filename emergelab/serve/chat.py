@@ -1,0 +1,59 @@
+"""Chat templates: messages -> prompt text, for our models and for imported ones.
+
+Our models use the reasoning format of `emergelab.data.tokenizer`: `<bos><|user|>question<|assistant|>answer<eos>`,
+the assistant answering with `<think>...</think><answer>...</answer>` after post-training. An imported model
+(e.g. SmolLM2) brings its own Jinja template (kept by the tokenizer from its `tokenizer_config.json`),
+rendered here the way `transformers` renders it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+@dataclass
+class ChatFormat:
+    template: str | None = None  # Jinja source; None = our own format
+    bos_token: str = "<bos>"
+    eos_token: str = "<eos>"
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """Prompt text ending where the assistant's next reply begins."""
+        if self.template is None:
+            return render_ours(messages)
+        # transformers renders chat templates with these settings (PreTrainedTokenizerBase.apply_chat_template)
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        return env.from_string(self.template).render(messages=messages, add_generation_prompt=True,
+                                                     bos_token=self.bos_token, eos_token=self.eos_token)
+
+
+def render_ours(messages: list[dict[str, str]]) -> str:
+    """`<bos>` then `<|user|>text` / `<|assistant|>text<eos>` turns, then `<|assistant|>`.
+
+    A system message has no token of its own; it is prepended to the next user turn.
+    """
+    out, system = ["<bos>"], []
+    for m in messages:
+        if m["role"] == "system":
+            system.append(m["content"])
+        elif m["role"] == "user":
+            out.append("<|user|>" + "\n\n".join([*system, m["content"]]))
+            system = []
+        else:
+            out.append("<|assistant|>" + m["content"] + "<eos>")
+    return "".join(out) + "<|assistant|>"
+
+
+def chat_format_for(tokenizer) -> ChatFormat:
+    """The tokenizer's own template when it has one (imported models), else our format."""
+    if not getattr(tokenizer, "chat_template", None):
+        return ChatFormat()
+    special = tokenizer.special
+
+    def token_text(v) -> str:  # tokenizer_config.json stores "<s>" or {"content": "<s>", ...}
+        return v.get("content", "") if isinstance(v, dict) else (v or "")
+
+    return ChatFormat(tokenizer.chat_template, token_text(special.get("bos_token")),
+                      token_text(special.get("eos_token")))

@@ -1,0 +1,85 @@
+"""Request bodies of the OpenAI-compatible API, with the limits the server enforces.
+
+Field names and defaults follow the OpenAI API reference (chat completions, completions); `top_k` is an
+extension most open servers also accept. Unknown fields are ignored, as OpenAI clients send many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass
+class Limits:
+    """What one request may ask for. `max_prompt_tokens=None` means the model's block_size - 1."""
+
+    max_prompt_tokens: int | None = None
+    max_tokens: int = 1024  # cap on max_tokens
+    default_max_tokens: int = 256  # when a request names none (clipped to the room left in the context)
+    max_n: int = 8  # choices per request (n x prompts)
+    max_top_logprobs: int = 5
+    max_inspect_tokens: int = 256
+    max_body_bytes: int = 1_000_000
+    max_queue: int = 64
+    max_batch: int = 8
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextPart(_Body):
+    type: Literal["text"]
+    text: str
+
+
+class Message(_Body):
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str | list[TextPart]
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
+class StreamOptions(_Body):
+    include_usage: bool = False
+
+
+class _Sampling(_Body):
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    n: int = Field(1, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+
+    def stop_list(self) -> tuple[str, ...]:
+        stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
+        return tuple(s for s in stops if s)
+
+
+class ChatRequest(_Sampling):
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0)
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(16, ge=1)  # the completions API defaults to 16
+    logprobs: int | None = Field(None, ge=0)
+    echo: bool = False
+
+
+class InspectRequest(_Body):
+    text: str = Field(min_length=1)
+    top_k: int = Field(5, ge=1, le=20)
+    layers: list[int] | None = None  # attention of these layers only (None = all)
