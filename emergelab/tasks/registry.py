@@ -29,6 +29,8 @@ BUILTINS: dict[str, tuple[str, dict[str, Any]]] = {
     "sub": ("emergelab.tasks.arithmetic:Arithmetic", {"op": "sub"}),
     "mul": ("emergelab.tasks.arithmetic:Arithmetic", {"op": "mul"}),
     "expr": ("emergelab.tasks.arithmetic:Expression", {}),
+    "countdown": ("emergelab.tasks.countdown:Countdown", {}),
+    "syllogism": ("emergelab.tasks.syllogism:Syllogism", {}),
 }
 
 
