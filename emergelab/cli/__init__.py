@@ -9,7 +9,7 @@ import sys
 from emergelab.errors import UserError
 
 # Modules under emergelab.cli that define `register(subparsers)`.
-AREAS: tuple[str, ...] = ("train",)
+AREAS: tuple[str, ...] = ("train", "science")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # dotted key=value overrides may come anywhere on the line (argparse stops collecting
+    # positionals at the first option), so commands that take them gather the leftovers here
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
