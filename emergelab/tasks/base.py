@@ -83,12 +83,12 @@ class Verdict:
     format: str
 
 
-def item_split(task_name: str, key: str) -> str:
-    """Deterministic split of the item space: "test" for ~TEST_FRACTION of item keys, else "train".
+def item_split(task_name: str, key: str, test_fraction: float = TEST_FRACTION) -> str:
+    """Deterministic split of the item space: "test" for ~test_fraction of item keys, else "train".
 
     Hashing the canonical item key (not the seed) makes the splits disjoint for every seed."""
     h = int.from_bytes(hashlib.sha256(f"{task_name}|{key}".encode()).digest()[:8], "big")
-    return "test" if (h % 10_000) < TEST_FRACTION * 10_000 else "train"
+    return "test" if (h % 10_000) < test_fraction * 10_000 else "train"
 
 
 def check_split(split: str) -> None:
@@ -109,6 +109,7 @@ class Task:
     answer_alphabet: str = ""  # characters answers use; documents the task's text alphabet
     supports_cot: bool = True
     supports_self_correction: bool = False
+    test_fraction: float = TEST_FRACTION
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -147,7 +148,7 @@ class Task:
                                 f"of {n} requested — raise the difficulty or ask for fewer")
             ex = self._sample(rng)
             k = self.key(ex)
-            if k in seen or item_split(self.name, k) != split:
+            if k in seen or item_split(self.name, k, self.test_fraction) != split:
                 continue
             seen.add(k)
             ex.meta.setdefault("split", split)
@@ -159,7 +160,9 @@ class Task:
         in-context-learning tasks override this to share the example's episode mapping."""
         if k <= 0:
             return []
-        pool = self.generate(k + 1, "train", seed=seed + 7919)
+        # demonstrations vary with the question (seeded by its key) but are reproducible
+        own = int.from_bytes(hashlib.sha256(self.key(example).encode()).digest()[:4], "big")
+        pool = self.generate(k + 1, "train", seed=seed * 1_000_003 + own)
         return [s for s in pool if self.key(s) != self.key(example)][:k]
 
     # ---- rendering --------------------------------------------------------------------------

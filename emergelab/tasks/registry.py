@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ BUILTINS: dict[str, tuple[str, dict[str, Any]]] = {
     "expr": ("emergelab.tasks.arithmetic:Expression", {}),
     "countdown": ("emergelab.tasks.countdown:Countdown", {}),
     "syllogism": ("emergelab.tasks.syllogism:Syllogism", {}),
+    "lexicon": ("emergelab.tasks.icl:Lexicon", {}),
+    "labels": ("emergelab.tasks.icl:Labels", {}),
+    "copy": ("emergelab.tasks.sequences:Copy", {}),
+    "modular": ("emergelab.tasks.sequences:Modular", {}),
+    "analogy": ("emergelab.tasks.analogy:Analogy", {}),
 }
 
 
@@ -99,6 +105,14 @@ def get_task(spec: str | Task) -> Task:
 
 def builtin_names() -> list[str]:
     return list(BUILTINS)
+
+
+def builtin_options(name: str) -> dict[str, Any]:
+    """The difficulty options of a built-in task and their defaults."""
+    target, fixed = BUILTINS[name]
+    params = inspect.signature(_load_class(target).__init__).parameters.values()
+    return {p.name: p.default for p in params
+            if p.name not in fixed and p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
 def split_specs(text: str) -> list[str]:
