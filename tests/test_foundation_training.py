@@ -100,7 +100,8 @@ def test_truncated_checkpoint_is_detected_and_previous_one_used(tmp_path, additi
     assert ckpt == older and meta["step"] == 6
     with pytest.warns(UserWarning):
         model, tok, _ = load_model(run, device="cpu")
-    assert torch.equal(model.state_dict()["tok_emb.weight"], load_file(str(older / "model.safetensors"))["tok_emb.weight"])
+    older_weights = load_file(str(older / "model.safetensors"))
+    assert torch.equal(model.state_dict()["tok_emb.weight"], older_weights["tok_emb.weight"])
 
 
 def test_metrics_contract_and_sample_and_ppl_commands(tmp_path, addition_corpus):

@@ -1,0 +1,39 @@
+# The whole set-up lives here: every target creates/refreshes the pinned virtual environment first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+OUT ?= runs/demo
+REQS := requirements.txt requirements-dev.txt $(wildcard requirements-*.txt) pyproject.toml
+
+.PHONY: venv demo test test-fast test-slow lint bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(REQS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -e . --no-deps
+	@touch $@
+
+## the main job: build the embedded data, train, post-train, measure, write the report
+demo: venv
+	$(VENV)/bin/emergelab demo --profile $(PROFILE) --out $(OUT)
+
+## the tests: fast ones always; slow end-to-end ones too when CI=true (or `make test-slow`)
+test: venv
+	$(PY) -m pytest -m "not slow" -q
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory test-slow; fi
+
+test-slow: venv
+	$(PY) -m pytest -m slow -q
+
+lint: venv
+	$(VENV)/bin/ruff check emergelab tests bench
+
+bench: venv
+	$(PY) bench/bench_model.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
