@@ -1,0 +1,259 @@
+"""Supervised fine-tuning: chat-format conversations, loss on assistant tokens only, packed rows.
+
+    emergelab sft CONFIG.yaml --init RUN --out OUT [sft.key=value train.key=value ...]
+
+A conversation is rendered as `<|user|>PROMPT<|assistant|>RESPONSE<eos>` (template "chat") or as
+`PROMPT RESPONSE<eos>` (template "plain", the pretraining line format). Targets are -100 (ignored)
+everywhere except the response tokens and the closing `<eos>`, so editing the prompt changes no
+loss term it owns. Conversations are packed greedily, whole, into rows of `train.seq_len` tokens
+(the rest of a row is padding with ignored targets); packed conversations can attend to earlier
+ones in the same row, the usual price of packing without block-diagonal masks.
+
+Data comes from the task suite (cold-start chain-of-thought demonstrations with `cot_fraction`,
+direct answers otherwise, optionally self-correcting worked solutions) and/or JSONL files of
+`{"prompt": ..., "response": ...}` objects (what `rejection sampling` and `distill` write).
+Optimisation is the shared loop (`emergelab.train.loop.train_loop`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from emergelab.config import TrainConfig, deep_merge, from_dict, load_yaml, parse_overrides, to_dict, write_yaml
+from emergelab.errors import UserError
+
+USER, ASSISTANT, EOS = "<|user|>", "<|assistant|>", "<eos>"
+
+
+def chat_prompt(user: str) -> str:
+    """The text a chat model sees before it answers."""
+    return f"{USER}{user}{ASSISTANT}"
+
+
+def render_prompt(task, ex, template: str, shots=()) -> str:
+    """A task item's prompt in `template` ("plain": the bare task line; "chat": wrapped in chat tokens)."""
+    text = task.render_prompt(ex, shots=shots)
+    return chat_prompt(text) if template == "chat" else text
+
+
+def encode_prompt(tokenizer, text: str) -> list[int]:
+    """Prompt ids, preceded by `<eos>` — the document boundary pretraining saw before a first line."""
+    return [tokenizer.eos_id, *tokenizer.encode(text)]
+
+
+def prepare_run(out_dir: Path, init: str | Path, section: str, section_cfg: dict, extra: dict | None = None
+                ) -> None:
+    """Create a post-training run directory: tokenizer.json and config.yaml with the parent's `model`
+    section (so `emergelab.runs.load_model` works on it) plus this stage's settings."""
+    from emergelab.runs import read_run_config
+
+    parent = read_run_config(init)
+    if (out_dir / "checkpoints").exists() and any((out_dir / "checkpoints").iterdir()):
+        raise UserError(f"--out {out_dir} already holds a run — choose a new directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(init) / "tokenizer.json", out_dir / "tokenizer.json")
+    write_yaml({"model": parent["model"], section: section_cfg, "init": str(init), **(extra or {})},
+               out_dir / "config.yaml")
+
+
+@dataclasses.dataclass
+class SFTDataConfig:
+    task: str | None = None  # task spec for generated demonstrations (e.g. "add:digits=6")
+    n: int = 2000  # number of generated demonstrations
+    cot_fraction: float = 1.0  # share of demonstrations with a worked solution in <think>…</think>
+    self_correct_fraction: float = 0.0  # share of worked solutions that make and fix a mistake
+    jsonl: list[str] = dataclasses.field(default_factory=list)  # extra {"prompt","response"} files
+    template: str = "chat"  # chat | plain
+    epochs: float = 3.0  # sets train.max_steps when it is not given
+    eval_n: int = 100  # held-out task items scored (greedy) at each eval
+    max_new_tokens: int = 64
+
+    def validate(self) -> None:
+        if not self.task and not self.jsonl:
+            raise UserError("sft.task: no data — set sft.task to a task spec or list sft.jsonl files")
+        for p in self.jsonl:
+            if not Path(p).exists():
+                raise UserError(f"sft.jsonl: {p} does not exist")
+        if not 0 <= self.cot_fraction <= 1 or not 0 <= self.self_correct_fraction <= 1:
+            raise UserError("sft.cot_fraction / sft.self_correct_fraction: must be in [0, 1]")
+        if self.template not in ("chat", "plain"):
+            raise UserError(f"sft.template: {self.template!r} must be 'chat' or 'plain'")
+        if self.epochs <= 0 or self.n < 1:
+            raise UserError("sft.epochs and sft.n must be positive")
+
+
+@dataclasses.dataclass
+class SFTConfig:
+    sft: SFTDataConfig = dataclasses.field(default_factory=SFTDataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+        lr=3e-4, warmup_steps=10, weight_decay=0.0, eval_every=50, log_every=10, batch_size=16))
+
+    def validate(self) -> None:
+        self.sft.validate()
+        self.train.validate()
+
+
+def load_sft_config(path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
+                    ) -> SFTConfig:
+    raw = deep_merge(base or {}, load_yaml(path) if path else {})
+    raw = deep_merge(raw, parse_overrides(overrides or []))
+    cfg = from_dict(SFTConfig, raw)
+    cfg.validate()
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def task_pairs(task_spec: str, n: int, cot_fraction: float, self_correct_fraction: float = 0.0,
+               seed: int = 0, split: str = "train") -> list[tuple[str, str]]:
+    """(prompt, response) demonstrations from a task; responses end without the newline stop."""
+    from emergelab.tasks.registry import get_task
+
+    task = get_task(task_spec)
+    rng = random.Random(seed)
+    pairs = []
+    for i, ex in enumerate(task.generate(n, split, seed=seed)):
+        cot = rng.random() < cot_fraction
+        sc = cot and task.supports_self_correction and rng.random() < self_correct_fraction
+        target = task.render_target(ex, cot=cot, self_correct=sc, seed=seed + i)
+        pairs.append((task.render_prompt(ex), target.rstrip("\n")))
+    return pairs
+
+
+def jsonl_pairs(path: str | Path) -> list[tuple[str, str]]:
+    pairs = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            pairs.append((str(obj["prompt"]), str(obj["response"])))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UserError(f"sft.jsonl: {path}:{n} must be a JSON object with 'prompt' and 'response'") from e
+    return pairs
+
+
+def write_jsonl_pairs(pairs: list[tuple[str, str]], path: str | Path) -> None:
+    Path(path).write_text("".join(json.dumps({"prompt": p, "response": r}) + "\n" for p, r in pairs))
+
+
+def encode_pair(tokenizer, prompt: str, response: str, template: str) -> tuple[list[int], list[int]]:
+    """(input ids, targets) for one conversation: targets[t] is the token after position t, or -100."""
+    head = chat_prompt(prompt) if template == "chat" else prompt
+    head_ids = encode_prompt(tokenizer, head)
+    body_ids = [*tokenizer.encode(response), tokenizer.eos_id]
+    ids = head_ids + body_ids
+    targets = [-100] * (len(head_ids) - 1) + body_ids + [-100]
+    return ids, targets
+
+
+def pack(examples: list[tuple[list[int], list[int]]], seq_len: int, pad_id: int
+         ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Greedy packing of whole conversations into (rows, seq_len); returns (x, y, n_truncated)."""
+    rows_x: list[list[int]] = [[]]
+    rows_y: list[list[int]] = [[]]
+    truncated = 0
+    for ids, tgt in examples:
+        if len(ids) > seq_len:
+            ids, tgt, truncated = ids[:seq_len], tgt[:seq_len], truncated + 1
+        if len(rows_x[-1]) + len(ids) > seq_len:
+            rows_x.append([])
+            rows_y.append([])
+        rows_x[-1].extend(ids)
+        rows_y[-1].extend(tgt)
+    x = torch.full((len(rows_x), seq_len), pad_id, dtype=torch.long)
+    y = torch.full((len(rows_x), seq_len), -100, dtype=torch.long)
+    for i, (rx, ry) in enumerate(zip(rows_x, rows_y)):
+        x[i, : len(rx)] = torch.tensor(rx)
+        y[i, : len(ry)] = torch.tensor(ry)
+    return x, y, truncated
+
+
+def make_batch_fn(x: torch.Tensor, y: torch.Tensor, batch_size: int, grad_accum: int, world_size: int,
+                  seed: int):
+    """batch_fn(step, micro, rank) for the shared loop: a seeded permutation of rows per epoch."""
+    per_step = batch_size * grad_accum * world_size
+    n = x.shape[0]
+
+    def batch_fn(step: int, micro: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = step * per_step + (micro * world_size + rank) * batch_size
+        rows = []
+        for k in range(start, start + batch_size):
+            epoch, i = divmod(k, n)
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+            rows.append(int(perm[i]))
+        return x[rows], y[rows]
+
+    return batch_fn
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+def greedy_accuracy(model, tokenizer, task, examples, template: str, max_new_tokens: int) -> dict:
+    """val_accuracy and val_think_rate of greedy answers on held-out task items."""
+    from emergelab.model import SamplingParams, generate
+    from emergelab.tasks.base import cut_at_stop, sampling_stops
+
+    prompts = [encode_prompt(tokenizer, render_prompt(task, ex, template)) for ex in examples]
+    comps = generate(model, prompts, SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0,
+                                                    **sampling_stops(tokenizer)), tokenizer=tokenizer)
+    verdicts = [task.verify(ex, cut_at_stop(tokenizer.decode(c.tokens))) for ex, c in zip(examples, comps)]
+    return {"val_accuracy": sum(v.score for v in verdicts) / len(verdicts),
+            "val_think_rate": sum(v.format == "cot" for v in verdicts) / len(verdicts)}
+
+
+def sft_pairs(cfg: SFTDataConfig, seed: int) -> list[tuple[str, str]]:
+    pairs = task_pairs(cfg.task, cfg.n, cfg.cot_fraction, cfg.self_correct_fraction, seed) if cfg.task else []
+    for p in cfg.jsonl:
+        pairs.extend(jsonl_pairs(p))
+    return pairs
+
+
+def train_sft(cfg: SFTConfig, init: str | Path, out_dir: str | Path,
+              pairs: list[tuple[str, str]] | None = None) -> dict:
+    """Fine-tune the policy of run `init` on `pairs` (default: from cfg.sft) into run `out_dir`."""
+    from emergelab.runs import load_model, resolve_device
+    from emergelab.tasks.registry import get_task
+    from emergelab.train.loop import train_loop
+
+    cfg.validate()
+    out_dir = Path(out_dir)
+    device = resolve_device(cfg.train.device)
+    model, tok, _ = load_model(init, device=str(device))
+    pairs = pairs if pairs is not None else sft_pairs(cfg.sft, cfg.train.seed)
+    if not pairs:
+        raise UserError("sft: the dataset is empty — check sft.task / sft.jsonl")
+    if cfg.train.seq_len > model.cfg.block_size:
+        cfg.train.seq_len = model.cfg.block_size
+    x, y, truncated = pack([encode_pair(tok, p, r, cfg.sft.template) for p, r in pairs], cfg.train.seq_len,
+                           tok.pad_id or 0)
+    n_tokens = int((y != -100).sum())
+    if cfg.train.max_steps is None:
+        per_step = cfg.train.batch_size * cfg.train.grad_accum
+        cfg.train.max_steps = max(1, int(cfg.sft.epochs * x.shape[0] / per_step))
+    prepare_run(out_dir, init, "sft", to_dict(cfg.sft), {"train": to_dict(cfg.train)})
+
+    task = get_task(cfg.sft.task) if cfg.sft.task else None
+    eval_set = task.generate(cfg.sft.eval_n, "test", seed=cfg.train.seed) if task else []
+
+    def eval_fn(m: torch.nn.Module) -> dict:
+        return greedy_accuracy(m, tok, task, eval_set, cfg.sft.template, cfg.sft.max_new_tokens)
+
+    torch.manual_seed(cfg.train.seed)
+    model.train()
+    last = train_loop(model, cfg.train, out_dir,
+                      cfg.train.max_steps, make_batch_fn(x, y, cfg.train.batch_size, cfg.train.grad_accum, 1,
+                                                         cfg.train.seed),
+                      eval_fn if eval_set else None, desc=f"sft {out_dir.name}")
+    summary = {"conversations": len(pairs), "rows": x.shape[0], "assistant_tokens": n_tokens,
+               "truncated": truncated, "steps": cfg.train.max_steps, "final": last}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
