@@ -134,6 +134,11 @@ class Task:
     def key(self, example: Example) -> str:
         return example.prompt
 
+    def split_key(self, example: Example) -> str:
+        """What the train/test split hashes (default: the item key). In-context tasks hash the
+        question alone, so test questions never occur in training episodes."""
+        return self.key(example)
+
     def generate(self, n: int, split: str = "train", seed: int = 0) -> list[Example]:
         """`n` distinct examples of `split`, deterministic in (task options, split, seed)."""
         check_split(split)
@@ -148,7 +153,7 @@ class Task:
                                 f"of {n} requested — raise the difficulty or ask for fewer")
             ex = self._sample(rng)
             k = self.key(ex)
-            if k in seen or item_split(self.name, k, self.test_fraction) != split:
+            if k in seen or item_split(self.name, self.split_key(ex), self.test_fraction) != split:
                 continue
             seen.add(k)
             ex.meta.setdefault("split", split)

@@ -20,14 +20,14 @@ class ExprError(ValueError):
 
 def parse_expression(text: str) -> tuple[Fraction, list[int]]:
     """(value, integers used, in order of appearance)."""
-    s = text.replace(" ", "")
+    s = text.strip()
     if not s:
         raise ExprError("empty expression")
     if len(s) > MAX_LEN:
         raise ExprError(f"expression longer than {MAX_LEN} characters")
     p = _Parser(s)
     value = p.expr(depth=0)
-    if p.i != len(s):
+    if p.peek():
         raise ExprError(f"unexpected {s[p.i]!r} at position {p.i}")
     return value, p.numbers
 
@@ -37,6 +37,9 @@ class _Parser:
         self.s, self.i, self.numbers = s, 0, []
 
     def peek(self) -> str:
+        """The next non-space character (skipping spaces between tokens, never inside numbers)."""
+        while self.i < len(self.s) and self.s[self.i] == " ":
+            self.i += 1
         return self.s[self.i] if self.i < len(self.s) else ""
 
     def expr(self, depth: int) -> Fraction:
@@ -77,7 +80,7 @@ class _Parser:
             self.i += 1
             return -self.factor(depth + 1)
         j = self.i
-        while self.peek().isdigit() and self.peek().isascii():
+        while self.i < len(self.s) and self.s[self.i].isdigit() and self.s[self.i].isascii():
             self.i += 1
         if j == self.i:
             raise ExprError(f"expected a number at position {j}" + (f", got {c!r}" if c else ""))

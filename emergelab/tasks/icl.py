@@ -4,7 +4,7 @@
   at random; the question asks for one word's translation ("bazdo->"). With k >= 1 shots the
   demonstrations (drawn from the same episode) include the asked word; at 0 shots only chance.
 - `labels`: a random label permutation (Wei et al. 2023, semantically unrelated labels). Numbers
-  0..99 fall into `classes` ranges; each episode names the ranges with a random permutation of
+  0..999 fall into `classes` ranges; each episode names the ranges with a random permutation of
   meaningless labels, so the label of "37=>" is only knowable from the demonstrations.
 
 Both override `shots_for` so demonstrations share the question's episode.
@@ -57,6 +57,9 @@ class Lexicon(Task):
     def key(self, example: Example) -> str:
         return f"{sorted(map(tuple, example.meta['mapping']))}|{example.meta['query']}"
 
+    def split_key(self, example: Example) -> str:
+        return example.meta["query"]
+
     def shots_for(self, example: Example, k: int, seed: int = 0) -> list[Example]:
         if k <= 0:
             return []
@@ -77,7 +80,7 @@ class Lexicon(Task):
 
 
 class Labels(Task):
-    """Classify a number into one of `classes` equal ranges of 0..99, named by episode-random labels."""
+    """Classify a number into one of `classes` equal ranges of 0..999, named by episode-random labels."""
 
     name = "labels"
     description = "number ranges named by a random label permutation per episode (ICL)"
@@ -94,29 +97,32 @@ class Labels(Task):
         return {"classes": self.classes}
 
     def _class_of(self, x: int) -> int:
-        return x * self.classes // 100
+        return x * self.classes // 1000
 
     def _item(self, labels: list[str], x: int) -> Example:
         return Example(f"{x}=>", labels[self._class_of(x)], None, {"labels": labels, "x": x})
 
     def _sample(self, rng: random.Random) -> Example:
-        return self._item(rng.sample(LABEL_WORDS, self.classes), rng.randrange(100))
+        return self._item(rng.sample(LABEL_WORDS, self.classes), rng.randrange(1000))
 
     def key(self, example: Example) -> str:
         return f"{example.meta['labels']}|{example.meta['x']}"
+
+    def split_key(self, example: Example) -> str:
+        return str(example.meta["x"])
 
     def shots_for(self, example: Example, k: int, seed: int = 0) -> list[Example]:
         """k demonstrations with the same labels, cycling through the classes (balanced)."""
         rng = random.Random(f"{self.key(example)}|shots|{seed}")
         xs = []
         for i in range(k):
-            members = [x for x in range(100) if self._class_of(x) == i % self.classes]
+            members = [x for x in range(1000) if self._class_of(x) == i % self.classes]
             xs.append(rng.choice(members))
         rng.shuffle(xs)
         return [self._item(example.meta["labels"], x) for x in xs]
 
     def check(self, example: Example, predicted: str) -> tuple[bool, str]:
-        want = example.meta["labels"][example.meta["x"] * self.classes // 100]
+        want = example.meta["labels"][example.meta["x"] * self.classes // 1000]
         ok = predicted.strip() == want
         return ok, "correct" if ok else f"expected {want}, got {predicted.strip()}"
 
