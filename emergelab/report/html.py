@@ -51,7 +51,9 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        if abs(value) >= 1e6 or 0 < abs(value) < 1e-3:
+            return f"{value:.3g}"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
     if isinstance(value, list):
         shown = ", ".join(fmt(v) for v in value[:8]) + (", …" if len(value) > 8 else "")
         return f"[{shown}]"
