@@ -1,0 +1,135 @@
+"""Commands: sft, rl, rm, dpo, distill, tts, recipe (post-training and test-time scaling)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _out(args: argparse.Namespace, kind: str) -> str:
+    if args.out:
+        return args.out
+    stem = Path(args.config).stem if getattr(args, "config", None) else kind
+    return str(Path("runs") / stem)
+
+
+def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """CONFIG is optional: a first positional containing '=' is an override, not a file."""
+    if args.config and "=" in args.config:
+        return None, [args.config, *args.overrides]
+    return args.config, args.overrides
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from emergelab.train.sft import load_sft_config, train_sft
+
+    path, overrides = _config_and_overrides(args)
+    summary = train_sft(load_sft_config(path, overrides), args.init, _out(args, "sft"))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_rl(args: argparse.Namespace) -> int:
+    from emergelab.rl.trainer import load_rl_config, train_grpo
+
+    path, overrides = _config_and_overrides(args)
+    last = train_grpo(load_rl_config(path, overrides), args.init, _out(args, "rl"))
+    print(json.dumps(last, indent=1))
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from emergelab.rl.reward_model import load_rm_config, train_reward_model
+
+    path, overrides = _config_and_overrides(args)
+    print(json.dumps(train_reward_model(load_rm_config(path, overrides), args.init, _out(args, "rm")), indent=1))
+    return 0
+
+
+def cmd_dpo(args: argparse.Namespace) -> int:
+    from emergelab.rl.dpo import load_dpo_config, train_dpo
+
+    path, overrides = _config_and_overrides(args)
+    print(json.dumps(train_dpo(load_dpo_config(path, overrides), args.init, _out(args, "dpo")), indent=1))
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from emergelab.rl.distill import distill
+
+    summary = distill(args.teacher, args.student, args.out or "runs/distill", task=args.task, n=args.n,
+                      samples=args.samples, overrides=args.overrides, compare_rl=args.compare_rl)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_tts(args: argparse.Namespace) -> int:
+    from emergelab.eval.tts import test_time_scaling
+
+    samples = [int(s) for s in args.samples.split(",") if s]
+    budgets = [int(b) for b in args.budgets.split(",") if b]
+    result = test_time_scaling(args.run, args.task, n_items=args.n, samples=samples, budgets=budgets,
+                               template=args.template, max_new_tokens=args.max_new_tokens,
+                               temperature=args.temperature, seed=args.seed, out=args.out)
+    print(json.dumps(result["summary"], indent=1))
+    return 0
+
+
+def cmd_recipe(args: argparse.Namespace) -> int:
+    from emergelab.rl.recipes import run_recipe
+
+    print(json.dumps(run_recipe(args.name, args.init, args.out or f"runs/{args.name}", args.overrides), indent=1))
+    return 0
+
+
+def _stage(sub, name: str, func, help_: str, init_help: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument("config", nargs="?", help="YAML config (optional)")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
+    p.add_argument("--init", required=True, help=init_help)
+    p.add_argument("--out", help="output run directory (default runs/<config stem>)")
+    p.set_defaults(func=func)
+    return p
+
+
+def register(subparsers) -> None:
+    _stage(subparsers, "sft", cmd_sft, "supervised fine-tuning on chat-format demonstrations",
+           "run directory of the model to fine-tune")
+    _stage(subparsers, "rl", cmd_rl, "GRPO reinforcement learning with rule-based rewards",
+           "run directory of the initial policy")
+    _stage(subparsers, "rm", cmd_rm, "train a Bradley–Terry reward model on generated preference pairs",
+           "run directory whose model initialises the reward model and samples the pairs")
+    _stage(subparsers, "dpo", cmd_dpo, "direct preference optimisation on generated preference pairs",
+           "run directory of the policy (also the frozen reference)")
+
+    p = subparsers.add_parser("distill", help="teacher traces (verified, deduplicated) → student SFT")
+    p.add_argument("--teacher", required=True, help="run directory of the teacher")
+    p.add_argument("--student", required=True, help="run directory of the student's initial model")
+    p.add_argument("--task", default=None, help="task spec (default: the teacher's RL/SFT task)")
+    p.add_argument("--n", type=int, default=1000, help="training prompts to sample the teacher on")
+    p.add_argument("--samples", type=int, default=4, help="teacher samples per prompt")
+    p.add_argument("--compare-rl", action="store_true", help="also run GRPO on the student at matched compute")
+    p.add_argument("--out", help="output directory")
+    p.add_argument("overrides", nargs="*", help="sft.* / train.* overrides for the student SFT")
+    p.set_defaults(func=cmd_distill)
+
+    p = subparsers.add_parser("tts", help="test-time scaling: vote@N, best-of-N, pass@k, thinking budget")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--task", required=True, help="task spec, e.g. add:digits=6")
+    p.add_argument("--n", type=int, default=100, help="held-out items")
+    p.add_argument("--samples", default="1,2,4,8,16", help="comma-separated N")
+    p.add_argument("--budgets", default="8,16,32,64", help="comma-separated thinking budgets (tokens)")
+    p.add_argument("--template", default="plain", choices=["plain", "chat"])
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="directory for tts.json and plots (default RUN/tts)")
+    p.set_defaults(func=cmd_tts)
+
+    p = subparsers.add_parser("recipe", help="multi-stage post-training recipes: r1-zero, r1")
+    p.add_argument("name", choices=["r1-zero", "r1"])
+    p.add_argument("--init", required=True, help="run directory of the pretrained base model")
+    p.add_argument("--out", help="output directory (one sub-directory per stage)")
+    p.add_argument("overrides", nargs="*", help="stage.key=value overrides, e.g. rl.steps=40 sft.n=500")
+    p.set_defaults(func=cmd_recipe)
