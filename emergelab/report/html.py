@@ -131,8 +131,10 @@ def _claim_section(claim: dict[str, Any], out_dir: Path) -> str:
     if claim.get("seeds"):
         seeds = claim["seeds"] if isinstance(claim["seeds"], list) else [claim["seeds"]]
         parts.append(f'<p class="meta">essays: {escape(", ".join(map(str, seeds)))}</p>')
-    parts.append(f"<p>{escape(str(claim['summary']))}</p>" if claim.get("summary") else
-                 "<p class=\"meta\">This claim was not measured in this run.</p>")
+    if claim.get("summary"):
+        parts.append(f"<p>{escape(str(claim['summary']))}</p>")
+    else:
+        parts.append(f'<p class="meta">{"Not measured in this run." if verdict == "not run" else "No summary."}</p>')
     parts.append(_numbers_table(claim.get("numbers"), claim.get("details")))
     plots = claim.get("plots")
     if isinstance(plots, list):
