@@ -2,7 +2,8 @@
 
 Formats (Lee et al. 2023, "Teaching Arithmetic to Small Transformers"): `plain` writes the result
 most-significant digit first; `reversed` writes it least-significant digit first, which lets a
-left-to-right model emit each digit once its carry is known. `pad=true` zero-pads operands to
+left-to-right model emit each digit once its carry is known. Reversed prompts start with "r" ("r58+67=" -> "521").
+`pad=true` zero-pads operands to
 `digits` and the result to its maximal width. The chain of thought is a column-by-column scratchpad:
 
     58+67=  <think>8+7+0=5 c1;5+6+1=2 c1</think><answer>125</answer>
@@ -85,7 +86,9 @@ class Arithmetic(Task):
             else:
                 a, b = b, a
         value = {"add": a + b, "sub": a - b, "mul": a * b}[self.op]
-        prompt = f"{self._num(a, self.digits)}{OPS[self.op]}{self._num(b, self.digits_b)}="
+        # reversed items are marked ("r" prefix) so one corpus can hold both formats unambiguously
+        mark = "r" if self.format == "reversed" else ""
+        prompt = f"{mark}{self._num(a, self.digits)}{OPS[self.op]}{self._num(b, self.digits_b)}="
         meta = {"a": a, "b": b, "op": OPS[self.op], "format": self.format, "pad": self.pad}
         return Example(prompt, self.result_text(value), self._scratchpad(a, b), meta)
 
