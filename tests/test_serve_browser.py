@@ -1,0 +1,114 @@
+"""The web page in a real browser: Playwright driving Debian's Chromium (scripts/setup_browser_tests.sh).
+
+The model is scripted so the page's behaviour can be checked exactly: after `<|assistant|>` it always
+answers `<think>hmm</think><answer>4</answer><eos>` (a bigram table on top of a real GPT, whose
+attention and hidden states the inspector still shows), one token per 60 ms so the stream is visible.
+A screenshot is kept in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import string
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from emergelab.data.tokenizer import char_tokenizer
+from emergelab.model import GPT, ModelConfig
+from emergelab.serve.app import create_app
+from emergelab.serve.chat import ChatFormat
+from emergelab.serve.engine import Engine
+from emergelab.serve.server import serve_in_thread
+
+pytestmark = pytest.mark.slow
+sync_api = pytest.importorskip("playwright.sync_api", reason="run scripts/setup_browser_tests.sh")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian chromium missing: run scripts/setup_browser_tests.sh", allow_module_level=True)
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+class ScriptedGPT(GPT):
+    """A GPT whose next-token logits come from a bigram table (other rows: the real model's logits)."""
+
+    def __init__(self, cfg, table: dict[int, int]):
+        super().__init__(cfg)
+        self.table = table
+
+    def forward(self, idx, *args, **kwargs):
+        out = super().forward(idx, *args, **kwargs)
+        if idx.shape[1] == 1:
+            time.sleep(0.06)
+        for prev, nxt in self.table.items():
+            hit = idx == prev
+            out.logits[hit] = -20.0
+            out.logits[..., nxt][hit] = 20.0
+        return out
+
+
+@pytest.fixture(scope="module")
+def page_url(tmp_path_factory):
+    tok = char_tokenizer(string.ascii_letters + string.digits + " .,?!+-*=")
+    script = ["<|assistant|>", "<think>", "h", "m", "</think>", "<answer>", "4", "</answer>", "<eos>"]
+    ids = [tok.token_to_id(t) for t in script]
+    torch.manual_seed(0)
+    model = ScriptedGPT(ModelConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=32, n_head=4, block_size=256),
+                        dict(zip(ids, ids[1:]))).eval()
+    run = tmp_path_factory.mktemp("run")
+    (run / "report.html").write_text("<h1>report</h1>")
+    (run / "plots").mkdir()
+    (run / "plots" / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    engine = Engine(model, tok, (tok.eos_id,))
+    with serve_in_thread(create_app(engine, ChatFormat(), "scripted", run_dir=run)) as url:
+        yield url
+    engine.close()
+
+
+def test_page_streams_a_chat_answer_with_collapsible_thinking_and_shows_attention(page_url):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        try:
+            page.goto(page_url)
+            sync_api.expect(page.locator("#model-info")).to_contain_text("2 layers")
+            assert page.locator("#links a").all_inner_texts() == ["report.html", "plots/loss.png"]
+
+            # count separate DOM updates of the assistant's message: a streamed answer arrives in pieces
+            page.evaluate("""() => { window.updates = 0;
+                new MutationObserver(() => window.updates++).observe(document.getElementById('messages'),
+                    {childList: true, subtree: true}); }""")
+            page.fill("#prompt", "What is 2+2?")
+            page.click("#send")
+            answer = page.locator(".msg.assistant")
+            sync_api.expect(answer).to_have_attribute("data-done", "1", timeout=30_000)
+            assert page.evaluate("window.updates") >= 6
+            think = answer.locator("details.think")
+            assert think.evaluate("d => d.open") is False, "thinking collapses once </think> arrives"
+            assert think.locator("div").text_content() == "hm"
+            assert "4" in answer.locator(".body").inner_text()
+            assert "finish: stop" in answer.locator(".meta").inner_text()
+            think.locator("summary").click()
+            assert think.evaluate("d => d.open") is True
+            coloured = answer.locator(".body span[title^='p = ']")
+            assert coloured.count() >= 3, "tokens carry their probability"
+            page.screenshot(path=str(ARTIFACTS / "serve_chat.png"))
+
+            page.click("#tab-inspect")
+            heat = page.locator("#heatmap")
+            sync_api.expect(heat).to_have_attribute("data-drawn", "1", timeout=30_000)
+            text = page.input_value("#inspect-text")
+            assert page.locator("#tokens span").count() == len(text)
+            page.select_option("#layer", "1")
+            sync_api.expect(heat).to_have_attribute("data-layer", "1", timeout=30_000)
+            page.select_option("#head", "3")
+            sync_api.expect(heat).to_have_attribute("data-head", "3")
+            assert page.locator("#lens tr").count() == 1 + 3  # header + embeddings + 2 layers
+            page.screenshot(path=str(ARTIFACTS / "serve_inspect.png"), full_page=True)
+        finally:
+            browser.close()
