@@ -1,0 +1,54 @@
+"""Generated preference pairs: which of two responses to a task prompt is better, by a stated rule.
+
+Candidates for a prompt are `k` samples from a policy plus the task's reference worked solution.
+Each is ranked by the key (correct, well-formed, −length): a correct answer beats a wrong one; among
+equally correct answers the one in the `<think>…</think><answer>…</answer>` format wins; then the
+shorter one (concise). A pair (chosen, rejected) is kept only when the keys differ, so every pair's
+label follows from the rule — the reward model's held-out accuracy measures how well it learned it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from emergelab.model import SamplingParams, generate
+from emergelab.rl.rewards import FORMAT_RE
+from emergelab.tasks.base import Task, cut_at_stop, sampling_stops
+from emergelab.train.sft import encode_prompt, render_prompt
+
+
+@dataclass
+class Pair:
+    prompt: str  # the rendered prompt text (template applied)
+    chosen: str
+    rejected: str
+
+
+def preference_key(task: Task, example, completion: str) -> tuple[float, int, int]:
+    correct = task.verify(example, completion).score
+    return correct, int(bool(FORMAT_RE.match(completion.strip()))), -len(completion)
+
+
+def preference_pairs(model, tokenizer, task: Task, n_prompts: int, k: int = 4, split: str = "train",
+                     template: str = "plain", max_new_tokens: int = 64, seed: int = 0) -> list[Pair]:
+    """Up to two pairs per prompt: (best, worst) and one random strictly-ordered pair."""
+    examples = task.generate(n_prompts, split, seed=seed)
+    prompts = [render_prompt(task, ex, template) for ex in examples]
+    comps = generate(model, [encode_prompt(tokenizer, p) for p in prompts],
+                     SamplingParams(max_new_tokens=max_new_tokens, temperature=1.0, seed=seed, num_samples=k,
+                                    **sampling_stops(tokenizer)), tokenizer=tokenizer)
+    rng = random.Random(seed)
+    pairs = []
+    for i, ex in enumerate(examples):
+        cands = {cut_at_stop(tokenizer.decode(c.tokens)) for c in comps[i * k:(i + 1) * k]}
+        cands.add(task.render_target(ex, cot=True).rstrip("\n"))
+        ranked = sorted(cands, key=lambda c: preference_key(task, ex, c), reverse=True)
+        keys = [preference_key(task, ex, c) for c in ranked]
+        if keys[0] == keys[-1]:
+            continue
+        pairs.append(Pair(prompts[i], ranked[0], ranked[-1]))
+        a, b = sorted(rng.sample(range(len(ranked)), 2))
+        if keys[a] != keys[b] and (a, b) != (0, len(ranked) - 1):
+            pairs.append(Pair(prompts[i], ranked[a], ranked[b]))
+    return pairs
