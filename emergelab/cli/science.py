@@ -1,0 +1,79 @@
+"""Commands: sweep, scaling-fit, emergence, experiment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from emergelab.errors import UserError
+
+
+def cmd_scaling_fit(args: argparse.Namespace) -> int:
+    from emergelab.science import scaling
+
+    data = scaling.read_scaling_csv(args.csv, args.loss_column)
+    if args.law == "power":
+        if args.x not in data:
+            raise UserError(f"--x: column {args.x!r} is not in {args.csv} — use one of {sorted(set(data) - {'loss'})}")
+        fit = scaling.fit_power_law(data[args.x], data["loss"], x_name=args.x, n_boot=args.boot, seed=args.seed)
+    else:
+        if "params" not in data or "tokens" not in data:
+            raise UserError(f"--law chinchilla: {args.csv} needs both params and tokens columns")
+        fit = scaling.fit_chinchilla(data["params"], data["tokens"], data["loss"], n_boot=args.boot, seed=args.seed)
+    out = fit.to_json()
+    if fit.law == "chinchilla":
+        budget = args.budget or float(10 * (6 * data["params"] * data["tokens"]).max())
+        out["compute_optimal"] = scaling.compute_optimal_with_ci(fit, budget)
+    elif args.budget:
+        out["predicted_loss_at_budget"] = float(fit.predict(args.budget)) if args.x == "flops" else None
+    stem = Path(args.plot) if args.plot else Path(args.csv).with_name(f"scaling_{fit.law}_{fit.x.replace(',', '_')}")
+    out["plots"] = scaling.plot_fit(fit, data, stem)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+def cmd_emergence(args: argparse.Namespace) -> int:
+    from emergelab.science import emergence
+
+    rows = emergence.read_emergence_csv(args.csv)
+    verdicts = emergence.analyse_table(rows, n_boot=args.boot, seed=args.seed, noise_floor=args.noise_floor)
+    out_dir = Path(args.out) if args.out else Path(args.csv).parent / "emergence"
+    for ability, verdict in verdicts.items():
+        curves = {}
+        for r in rows:
+            if r["ability"] == ability:
+                c = curves.setdefault(r["metric"], {"scale": [], "value": []})
+                c["scale"].append(r["scale"])
+                c["value"].append(r["value"])
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ability)
+        verdict["plots"] = emergence.plot_ability(ability, curves, verdict, out_dir / f"emergence_{safe}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=1))
+    print(json.dumps(verdicts, indent=1))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("scaling-fit", help="fit a power law or Chinchilla law to a sweep table",
+                              description="Fit L = E + A·X^-alpha (power) or L = E + A/N^alpha + B/D^beta "
+                              "(chinchilla) with a Huber loss on log-residuals and bootstrap 95% intervals.")
+    p.add_argument("csv", help="sweep.csv or any table with params, tokens[, flops] and a loss column")
+    p.add_argument("--law", choices=("power", "chinchilla"), default="power")
+    p.add_argument("--x", choices=("params", "tokens", "flops"), default="params", help="scale axis of a power law")
+    p.add_argument("--loss-column", default=None, help="default: the first of val_loss, loss, final_val_loss")
+    p.add_argument("--budget", type=float, default=None, help="compute budget C in FLOPs for the optimal N, D")
+    p.add_argument("--boot", type=int, default=200, help="bootstrap replicates for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", default=None, help="plot path without extension (default: beside the CSV)")
+    p.set_defaults(func=cmd_scaling_fit)
+
+    p = subparsers.add_parser("emergence", help="emergence and mirage verdicts for metric-vs-scale curves",
+                              description="Input: CSV with columns scale,metric,value and optional n, ability "
+                              "(see emergelab/science/emergence.py for the criterion).")
+    p.add_argument("csv")
+    p.add_argument("--out", default=None, help="output folder for plots and verdicts.json")
+    p.add_argument("--boot", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise-floor", type=float, default=0.02, help="noise floor as a fraction of each curve's range")
+    p.set_defaults(func=cmd_emergence)
