@@ -1,7 +1,8 @@
 """Chat templates: messages -> prompt text, for our models and for imported ones.
 
-Our models use the reasoning format of `emergelab.data.tokenizer`: `<bos><|user|>question<|assistant|>answer<eos>`,
-the assistant answering with `<think>...</think><answer>...</answer>` after post-training. An imported model
+Our models use the chat format SFT trains on (`emergelab.train.sft`): `<eos>` (the document boundary
+pretraining saw), then `<|user|>question<|assistant|>answer<eos>` turns, the assistant answering with
+`<think>...</think><answer>...</answer>` after post-training. An imported model
 (e.g. SmolLM2) brings its own Jinja template (kept by the tokenizer from its `tokenizer_config.json`),
 rendered here the way `transformers` renders it.
 """
@@ -30,11 +31,11 @@ class ChatFormat:
 
 
 def render_ours(messages: list[dict[str, str]]) -> str:
-    """`<bos>` then `<|user|>text` / `<|assistant|>text<eos>` turns, then `<|assistant|>`.
+    """`<eos>` then `<|user|>text` / `<|assistant|>text<eos>` turns, then `<|assistant|>`.
 
     A system message has no token of its own; it is prepended to the next user turn.
     """
-    out, system = ["<bos>"], []
+    out, system = ["<eos>"], []
     for m in messages:
         if m["role"] == "system":
             system.append(m["content"])
