@@ -105,33 +105,35 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
         cache = cache.repeat_interleave(n)
         logits = logits.repeat_interleave(n, dim=0)
 
-    B = P * n
-    tokens: list[list[int]] = [[] for _ in range(B)]
-    logprobs: list[list[float]] = [[] for _ in range(B)]
-    finish: list[str] = ["length"] * B
+    B, N = P * n, p.max_new_tokens
+    out_tok = torch.zeros(B, N, dtype=torch.long, device=dev)
+    out_lp = torch.zeros(B, N, device=dev)
+    length, finish = [N] * B, ["length"] * B
     active = torch.arange(B, device=dev)  # rows of the full batch still being generated
+    rows = list(range(B))
     stop_ids = torch.tensor(sorted(set(p.stop_token_ids)), device=dev, dtype=torch.long)
-    for step in range(p.max_new_tokens):
+    texts: list[list[int]] = [[] for _ in range(B)] if p.stop_strings else []
+    for step in range(N):
         nxt = sample_next(logits, p, gen)
-        lp = logits.log_softmax(-1).gather(-1, nxt[:, None]).squeeze(-1)
-        done = torch.isin(nxt, stop_ids)
-        rows, nxt_l, lp_l, done_l = active.tolist(), nxt.tolist(), lp.tolist(), done.tolist()
-        for j, r in enumerate(rows):
-            tokens[r].append(nxt_l[j])
-            logprobs[r].append(lp_l[j])
-            if not done_l[j] and p.stop_strings:
-                text = tokenizer.decode(tokens[r])
-                done_l[j] = any(s in text for s in p.stop_strings)
-            if done_l[j]:
-                finish[r] = "stop"
-        if step == p.max_new_tokens - 1:
+        out_tok[active, step] = nxt
+        out_lp[active, step] = logits.gather(-1, nxt[:, None]).squeeze(-1) - logits.logsumexp(-1)
+        done = torch.isin(nxt, stop_ids).tolist() if len(stop_ids) else [False] * len(rows)
+        if p.stop_strings:
+            for j, (r, t) in enumerate(zip(rows, nxt.tolist())):
+                texts[r].append(t)
+                done[j] = done[j] or any(s in tokenizer.decode(texts[r]) for s in p.stop_strings)
+        for r, d in zip(rows, done):
+            if d:
+                length[r], finish[r] = step + 1, "stop"
+        if step == N - 1 or all(done):
             break
-        if any(done_l):  # drop finished rows so the batch shrinks as sequences stop
-            keep = torch.tensor([not d for d in done_l], device=dev)
-            if not keep.any():
-                break
+        if any(done):  # finished rows leave the batch
+            keep = torch.tensor([not d for d in done], device=dev)
+            rows = [r for r, d in zip(rows, done) if not d]
             active, nxt = active[keep], nxt[keep]
             cache.select(keep.nonzero().squeeze(-1))
         logits = model(nxt[:, None], cache=cache).logits[:, -1].float()
+    toks, lps = out_tok.tolist(), out_lp.tolist()
     model.train(was_training)
-    return [Completion(r // n, tokens[r], logprobs[r], finish[r]) for r in range(B)]  # type: ignore[arg-type]
+    return [Completion(r // n, toks[r][: length[r]], lps[r][: length[r]], finish[r])  # type: ignore[arg-type]
+            for r in range(B)]
