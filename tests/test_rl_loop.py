@@ -1,0 +1,78 @@
+"""The GRPO loop end to end on a toy task: accuracy rises from a base model with pass@8 > 0; KL is logged."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from emergelab.config import write_yaml
+from emergelab.data.tokenizer import char_tokenizer
+from emergelab.errors import UserError
+from emergelab.model import GPT, ModelConfig
+from emergelab.rl.trainer import RLConfig, load_rl_config, train_grpo
+from emergelab.runs import load_model, save_checkpoint
+from emergelab.tasks.base import Example, Task
+
+
+class IsSmall(Task):
+    """'abc=' → 'y' if a < 5 else 'n' (a plain one-character answer; chance among the vocabulary ≈ 1/15)."""
+
+    name = "is_small"
+    answer_alphabet = "yn"
+
+    def _sample(self, rng: random.Random) -> Example:
+        s = "".join(rng.choice("0123456789") for _ in range(3))
+        return Example(s + "=", "y" if int(s[0]) < 5 else "n")
+
+
+def _base_run(tmp_path):
+    tok = char_tokenizer("0123456789=yn\n")
+    cfg = ModelConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, block_size=32)
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    run = tmp_path / "base"
+    run.mkdir()
+    tok.save(run / "tokenizer.json")
+    write_yaml({"model": cfg.__dict__}, run / "config.yaml")
+    save_checkpoint(run, 0, model)
+    return run
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_grpo_raises_accuracy_on_a_toy_task_with_nonzero_pass_at_8(tmp_path):
+    base = _base_run(tmp_path)
+    cfg = RLConfig(task=f"{__file__}:IsSmall", steps=40, prompts_per_step=8, group_size=8, max_new_tokens=1,
+                   lr=1e-2, loss_agg="token", adv_scale="group", beta=0.02, eval_every=40, eval_n=64,
+                   sample_every=10, progress=False, seed=0)
+    train_grpo(cfg, base, tmp_path / "rl")
+    rows = _rows(tmp_path / "rl")
+    steps = [r for r in rows if r["step"] >= 1]
+    assert len(steps) == 40
+    assert sum(r["pass_at_8"] for r in steps[:3]) > 0  # the premise: the base model sometimes succeeds
+    early = sum(r["accuracy"] for r in steps[:5]) / 5
+    late = sum(r["accuracy"] for r in steps[-5:]) / 5
+    assert late > early + 0.3, (early, late)
+    assert rows[-1]["val_accuracy"] > rows[0]["val_accuracy"] + 0.3  # held-out (test split) items too
+    assert all(r["kl"] >= 0 and r["kl"] < float("inf") for r in steps) and steps[-1]["kl"] > 0
+    for key in ("reward_accuracy", "zero_var_frac", "trunc_rate", "entropy", "self_check_base", "len_correct"):
+        assert key in steps[-1]
+    # the run directory loads like any other run
+    model, _, _ = load_model(tmp_path / "rl")
+    assert isinstance(model, GPT)
+    assert (tmp_path / "rl" / "samples.jsonl").exists() and (tmp_path / "rl" / "plots" / "rl_curves.png").exists()
+
+
+def test_config_errors_name_the_field(tmp_path):
+    with pytest.raises(UserError, match="rl.loss_agg"):
+        load_rl_config(None, ["rl.loss_agg=mean"])
+    with pytest.raises(UserError, match="did you mean rl.group_size"):
+        load_rl_config(None, ["rl.group_sise=4"])
+    with pytest.raises(UserError, match="prompts_per_step"):
+        load_rl_config(None, ["rl.prompts_per_step=0"])
+
