@@ -61,8 +61,10 @@ class _Row:
 
     def push(self, token: int, logprob: float, top: list[tuple[str, float]]) -> str | None:
         """Record one sampled token, emit its text; return the finish reason once the row is done."""
-        if token in self.stop_ids:
-            self._emit_text(self.sent, token, logprob, top, final=True)
+        if token in self.stop_ids:  # not part of the answer; only flushes text still held back
+            text = self.tok.decode(self.ids)
+            if text != self.sent:
+                self._emit_text(text, token, logprob, top, final=True)
             return "stop"
         self.ids.append(token)
         text = self.tok.decode(self.ids)
