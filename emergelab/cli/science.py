@@ -54,7 +54,55 @@ def cmd_emergence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_overrides(config: str | None, pairs: list[str]) -> dict:
+    import yaml
+
+    overrides = {}
+    if config:
+        path = Path(config)
+        if not path.is_file():
+            raise UserError(f"--config: {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise UserError(f"--config: {path} must hold a mapping of setting: value")
+        overrides.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"override: {pair!r} is not key=value")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from emergelab.science.experiments import run_experiment
+
+    overrides = _parse_overrides(args.config, args.overrides)
+    profile = overrides.pop("profile", None) or args.profile
+    name = overrides.pop("experiment", None) or args.name
+    out = args.out or str(Path("runs") / f"exp_{name}")
+    try:
+        verdicts = run_experiment(name, out, profile, overrides, threads=args.threads)
+    except TypeError as e:  # an override that the experiment's settings do not have
+        raise UserError(f"override: {e} — see the experiment's config dataclass for its settings") from None
+    summary = {k: v for k, v in verdicts.items() if k not in ("history", "curve", "config")}
+    print(json.dumps(summary, indent=1, default=float))
+    print(f"wrote {Path(out) / 'verdicts.json'}")
+    return 0
+
+
 def register(subparsers) -> None:
+    p = subparsers.add_parser("experiment", help="run one experiment (plots + verdicts.json)",
+                              description="Experiments: xor, fgsm, grokking, icl, cot-bridge. Settings can be "
+                              "overridden with key=value pairs or a YAML file (--config).")
+    p.add_argument("name", help="xor | fgsm | grokking | icl | cot-bridge")
+    p.add_argument("overrides", nargs="*", help="setting=value overrides, e.g. epochs=3000")
+    p.add_argument("--profile", default="quick", choices=("quick", "tiny", "gpu"))
+    p.add_argument("--out", default=None, help="output folder (default runs/exp_NAME)")
+    p.add_argument("--config", default=None, help="YAML with settings (and optionally experiment/profile)")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0 = torch's default)")
+    p.set_defaults(func=cmd_experiment)
+
     p = subparsers.add_parser("scaling-fit", help="fit a power law or Chinchilla law to a sweep table",
                               description="Fit L = E + A·X^-alpha (power) or L = E + A/N^alpha + B/D^beta "
                               "(chinchilla) with a Huber loss on log-residuals and bootstrap 95% intervals.")
