@@ -115,8 +115,11 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
     texts: list[list[int]] = [[] for _ in range(B)] if p.stop_strings else []
     for step in range(N):
         nxt = sample_next(logits, p, gen)
-        out_tok[active, step] = nxt
-        out_lp[active, step] = logits.gather(-1, nxt[:, None]).squeeze(-1) - logits.logsumexp(-1)
+        lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - logits.logsumexp(-1)
+        if len(rows) == B:  # nothing finished yet: a plain column write
+            out_tok[:, step], out_lp[:, step] = nxt, lp
+        else:
+            out_tok[active, step], out_lp[active, step] = nxt, lp
         done = torch.isin(nxt, stop_ids).tolist() if len(stop_ids) else [False] * len(rows)
         if p.stop_strings:
             for j, (r, t) in enumerate(zip(rows, nxt.tolist())):

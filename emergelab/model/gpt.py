@@ -139,11 +139,11 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, mask, is_causal, cache, layer, return_attention):
         B, T, _ = x.shape
         H, Hkv = self.n_head, self.n_kv
-        qkv = self.qkv(x).view(B, T, H + 2 * Hkv, self.hd)
-        qk, v = qkv[:, :, : H + Hkv], qkv[:, :, H + Hkv:]
-        qk = qk * cos + rotate_half(qk) * sin  # RoPE on q and k in one op (Su et al. 2021)
-        q, k = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2)  # (B, heads, T, D)
-        v = v.transpose(1, 2)
+        # split (not slicing) so that backward assembles the fused gradient with one cat
+        qk, v = self.qkv(x).view(B, T, H + 2 * Hkv, self.hd).split([H + Hkv, Hkv], dim=2)
+        qk = qk * cos + rotate_half(qk) * sin  # RoPE on q and k together (Su et al. 2021)
+        q, k = qk.split([H, Hkv], dim=2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, D)
         if cache is not None:
             k, v = cache.update(layer, k, v)
         if return_attention:
