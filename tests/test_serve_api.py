@@ -38,7 +38,8 @@ def tiny():
 def server(tiny):
     model, tok = tiny
     engine = Engine(model, tok, (tok.eos_id,), max_batch=8, max_queue=16)
-    app = create_app(engine, ChatFormat(), "tiny", Limits(max_tokens=100, max_n=4))
+    app = create_app(engine, ChatFormat(), "tiny", Limits(max_tokens=100, max_n=4, max_inspect_tokens=50,
+                                                   max_attention_values=2 * 4 * 30**2))
     with serve_in_thread(app) as url:
         yield url, engine
     engine.close()
@@ -238,6 +239,22 @@ def test_full_queue_answers_429_and_recovers(tiny):
         waiting.join(30)
         assert httpx.post(url + "/v1/completions", json={"prompt": "a", "max_tokens": 3}).status_code == 200
     engine.close()
+
+
+def test_inspect_endpoint_and_its_limits(server):
+    url = server[0] + "/api/inspect"
+    r = httpx.post(url, json={"text": "the bank", "top_k": 3})
+    assert r.status_code == 200
+    got = r.json()
+    assert got["tokens"] == list("the bank") and len(got["top_k"][0]) == 3
+    assert len(got["attention"]) == 2 and len(got["lens_top_tokens"]) == 3
+    text = "a" * 40  # all layers: 2 x 4 x 40^2 = 12,800 numbers > 7,200; one layer: 6,400
+    assert httpx.post(url, json={"text": text}).status_code == 400
+    assert httpx.post(url, json={"text": text, "layers": [1]}).status_code == 200
+    for body, words in [({"text": "a" * 51}, "limit of 50"), ({"text": "ab", "layers": [2]}, "out of range"),
+                        ({"text": ""}, "text"), ({"text": "ab", "top_k": 99}, "top_k")]:
+        r = httpx.post(url, json=body)
+        assert r.status_code == 400 and words in r.json()["error"]["message"]
 
 
 def test_page_and_its_assets_are_served(server):

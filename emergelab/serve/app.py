@@ -328,6 +328,10 @@ def create_app(engine: Engine, chat_format: ChatFormat, model_name: str = "emerg
         bad = [layer for layer in req.layers or [] if not 0 <= layer < cfg.n_layer]
         if bad:
             raise ApiError(400, f"layers: {bad} out of range — layers are 0..{cfg.n_layer - 1}", "layers")
+        n_values = len(req.layers if req.layers is not None else range(cfg.n_layer)) * cfg.n_head * len(ids) ** 2
+        if n_values > lim.max_attention_values:
+            raise ApiError(400, f"layers: attention for these layers is {n_values:,} numbers, more than the limit of "
+                           f"{lim.max_attention_values:,} — ask for fewer layers (e.g. \"layers\": [0])", "layers")
         try:
             fut = engine.call(lambda: inspect_text(engine.model, tok, ids, req.top_k, req.layers))
         except QueueFull as e:

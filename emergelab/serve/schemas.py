@@ -22,6 +22,7 @@ class Limits:
     max_n: int = 8  # choices per request (n x prompts)
     max_top_logprobs: int = 5
     max_inspect_tokens: int = 256
+    max_attention_values: int = 4_000_000  # layers x heads x tokens^2 one /api/inspect may return
     max_body_bytes: int = 1_000_000
     max_queue: int = 64
     max_batch: int = 8
