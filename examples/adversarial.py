@@ -5,11 +5,11 @@ Run: python examples/adversarial.py [OUT_DIR] [--tiny]"""
 import json
 import sys
 
-from emergelab.science.classics import fgsm_experiment
+from emergelab.science.experiments import run_experiment
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 out = args[0] if args else "runs/examples/adversarial"
-verdict = fgsm_experiment(out, profile="tiny" if "--tiny" in sys.argv else "quick")
+verdict = run_experiment("fgsm", out, profile="tiny" if "--tiny" in sys.argv else "quick")
 a = verdict["attack"]
 print(f"clean accuracy {verdict['clean_accuracy']:.3f}; FGSM with eps={a['eps_linf']} per coordinate "
       f"(L2 {a['l2']:.3f}, {a['l2_relative_to_input']:.0%} of the input norm) -> {a['acc_fgsm']:.3f}; "

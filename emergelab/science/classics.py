@@ -47,8 +47,11 @@ def train_perceptron(x: np.ndarray, y: np.ndarray, epochs: int = 100) -> tuple[n
     return w, b, best
 
 
-def train_xor_mlp(hidden: int = 4, steps: int = 2000, seed: int = 0) -> nn.Module:
-    """A 2-`hidden`-1 tanh network trained by full-batch Adam on the four XOR points."""
+def train_xor_mlp(hidden: int = 8, steps: int = 300, seed: int = 0) -> nn.Module:
+    """A 2-`hidden`-1 tanh network trained by full-batch Adam on the four XOR points.
+
+    With 2–4 hidden units some seeds stall in a local minimum (seed 1 of a 2-4-1 net here); 8 units
+    solved 20 of 20 seeds in 300 steps."""
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, 1))
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
@@ -62,13 +65,14 @@ def train_xor_mlp(hidden: int = 4, steps: int = 2000, seed: int = 0) -> nn.Modul
 
 
 def xor_experiment(out_dir: str | Path, profile: str = "quick", seed: int = 0) -> dict:
-    """Perceptron vs the essay's hand-set network vs a trained MLP on XOR; plots + verdicts."""
+    """Perceptron vs the essay's hand-set network vs a trained MLP on XOR; plots + verdicts (every profile
+    is the same: XOR takes a second)."""
     from emergelab.science.plots import new_figure, save_figure
 
     out_dir = Path(out_dir)
     w, b, perceptron_acc = train_perceptron(XOR_X, XOR_Y, epochs=100)
     essay_out, hidden = essay_xor_network(XOR_X)
-    net = train_xor_mlp(steps=1000 if profile == "tiny" else 2000, seed=seed)
+    net = train_xor_mlp(seed=seed)
     with torch.no_grad():
         mlp_pred = (net(torch.tensor(XOR_X, dtype=torch.float32)).squeeze(1) > 0).numpy().astype(float)
 
@@ -78,7 +82,7 @@ def xor_experiment(out_dir: str | Path, profile: str = "quick", seed: int = 0) -
         mlp_grid = (net(torch.tensor(grid, dtype=torch.float32)).squeeze(1) > 0).numpy()
     regions = [("perceptron (no hidden layer)", grid @ w + b > 0, perceptron_acc),
                ("essay's hand-set 2-layer net", essay_xor_network(grid)[0] > 0, float((essay_out == XOR_Y).mean())),
-               ("trained 2-4-1 tanh MLP", mlp_grid, float((mlp_pred == XOR_Y).mean()))]
+               ("trained 2-8-1 tanh MLP", mlp_grid, float((mlp_pred == XOR_Y).mean()))]
     for ax, (title, region, acc) in zip(axes, regions):
         ax.contourf(grid[:, 0].reshape(201, 201), grid[:, 1].reshape(201, 201), region.reshape(201, 201),
                     levels=[-0.5, 0.5, 1.5], colors=["#dde6f5", "#f6dcc8"])
