@@ -91,7 +91,32 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from emergelab.science.sweep import analyse_sweep, run_sweep
+
+    out = Path(args.out or Path("runs") / f"sweep_{Path(args.recipe).stem}")
+    result = run_sweep(args.recipe, out, jobs=args.jobs, backend=args.backend)
+    print(f"wrote {out / 'sweep.csv'} ({len(result['rows'])} runs), {out / 'sweep.json'}, {out / 'emergence.csv'}")
+    if args.analyse:
+        analysis = analyse_sweep(out, n_boot=args.boot)
+        print(json.dumps(analysis, indent=1, default=float))
+    return 0
+
+
 def register(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="train and score a grid of sizes x budgets x seeds (resumable)",
+                              description="Run a sweep recipe (see configs/sweep_*.yaml). Re-running the same "
+                              "command continues a killed sweep; finished runs are skipped.")
+    p.add_argument("recipe", help="sweep recipe YAML")
+    p.add_argument("--out", default=None, help="output folder (default runs/sweep_RECIPE)")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once (local processes)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="ray: run each training run as a Ray task (pip install -r requirements-ray.txt)")
+    p.add_argument("--no-analyse", dest="analyse", action="store_false",
+                   help="skip the scaling fit and emergence analysis after the sweep")
+    p.add_argument("--boot", type=int, default=200, help="bootstrap replicates of the analyses")
+    p.set_defaults(func=cmd_sweep)
+
     p = subparsers.add_parser("experiment", help="run one experiment (plots + verdicts.json)",
                               description="Experiments: xor, fgsm, grokking, icl, cot-bridge. Settings can be "
                               "overridden with key=value pairs or a YAML file (--config).")

@@ -266,6 +266,8 @@ def analyse_ability(curves: dict[str, dict[str, np.ndarray]], *, n_boot: int = 2
     p = metrics[primary]
     if not continuous or not discrete:
         mirage, reason = None, "no continuous metric to compare with" if not continuous else "no exact-match metric"
+    elif p["emergent"] is None:
+        mirage, reason = None, f"{primary}: {p['reason']}"
     elif not p["emergent"]:
         mirage, reason = None, f"{primary} is not emergent: no jump to explain"
     else:
