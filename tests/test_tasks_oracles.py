@@ -181,6 +181,12 @@ def test_no_single_premise_keyword_rule_beats_chance_by_much():
     items = task.generate(2000, "test", seed=0)
     rule = sum(("no" if any(p[0] == "no" for p in e.meta["premises"]) else "yes") == e.answer for e in items)
     assert rule / len(items) < 0.4
+    # nor does the question's quantifier: the best label per quantifier, fitted on the test items
+    by_q: dict[str, dict[str, int]] = {}
+    for e in items:
+        by_q.setdefault(e.meta["question"][0], {}).setdefault(e.answer, 0)
+        by_q[e.meta["question"][0]][e.answer] += 1
+    assert sum(max(c.values()) for c in by_q.values()) / len(items) < 0.4
 
 
 # ---- in-context tasks: the mapping is only in the prompt ----------------------------------------

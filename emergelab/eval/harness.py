@@ -153,9 +153,11 @@ def _transcript(ex: Example, prompt: str | None, completion: str, verdict) -> di
 
 def evaluate(model, tokenizer, tasks: Sequence[Task | str] | str, shots: Sequence[int] = (0,), cot: bool = False,
              n: int = 500, seed: int = 0, batch_size: int = 64, formats: Sequence[str] | None = None,
-             template: str = "plain", keep_items: bool = False, progress: bool = True) -> dict[str, Any]:
+             template: str = "plain", max_new_tokens: int | None = None, keep_items: bool = False,
+             progress: bool = True) -> dict[str, Any]:
     """Evaluate every task x shots x format. `cot=True` adds the chain-of-thought format next to direct
     (tasks without one are scored direct only); `formats` overrides (e.g. ("free",)).
+    `max_new_tokens` defaults per task to 1.5x the longest reference completion.
 
     Returns {"settings": {...}, "results": {task spec: {"<k>shot_<format>": row}}}; a row has
     exact_match, ci95, n, chance, centered, metrics{name: {mean, stderr}}, formats_used,
@@ -172,7 +174,8 @@ def evaluate(model, tokenizer, tasks: Sequence[Task | str] | str, shots: Sequenc
                 if fmt == "cot" and not task.supports_cot:
                     continue
                 rows[f"{k}shot_{fmt}"] = evaluate_task(model, tokenizer, task, k, fmt, n, seed, batch_size,
-                                                       template, keep_items=keep_items, progress=progress)
+                                                       template, max_new_tokens=max_new_tokens,
+                                                       keep_items=keep_items, progress=progress)
     settings = {"shots": list(shots), "formats": list(fmts), "n": n, "seed": seed, "template": template,
                 "decoding": "greedy", "split": "test"}
     return {"settings": settings, "results": results}

@@ -145,16 +145,17 @@ class Task:
         rng = random.Random(f"{self.spec}|{split}|{seed}")
         out: list[Example] = []
         seen: set[str] = set()
-        tries = 0
+        misses = 0
         while len(out) < n:
-            tries += 1
-            if tries > 200 * n + 10_000:
+            if misses > 20_000:  # the item space is (nearly) exhausted
                 raise UserError(f"task {self.spec}: could only find {len(out)} distinct {split} items "
                                 f"of {n} requested — raise the difficulty or ask for fewer")
             ex = self._sample(rng)
             k = self.key(ex)
             if k in seen or item_split(self.name, self.split_key(ex), self.test_fraction) != split:
+                misses += 1
                 continue
+            misses = 0
             seen.add(k)
             ex.meta.setdefault("split", split)
             out.append(ex)

@@ -113,33 +113,40 @@ def _derive(nodes: list[int]) -> list[Statement]:
 
 def _template(label: str, h: int, rng: random.Random) -> tuple[list[Statement], Statement, str, list]:
     """(premises, question, form, derived facts) over slots 0..h+1; the label holds by construction
-    (the tests re-derive it by enumerating set models). A chain has h+1 links, so h deductions."""
+    (the tests re-derive it by enumerating set models). A chain has h+1 links, so h deductions.
+    Every label is asked with several quantifiers, so the question's form is no cue to the answer."""
     chain, end = list(range(h + 2)), h + 1
     short = chain[:-1]  # 0 -> ... -> h, then a "no" link to the end
     if label == "yes":
         if rng.random() < 0.5:
-            return _path(chain), ("all", 0, end), "barbara", _derive(chain)
+            q = rng.choice([("all", 0, end), ("some", 0, end), ("some", end, 0)])
+            return _path(chain), q, "barbara", _derive(chain)
         prem = _path(short) + [("no", h, end)]
-        return prem, ("no", 0, end), "celarent", _derive(short) + [("no", 0, end)]
+        q = rng.choice([("no", 0, end), ("some_not", 0, end), ("no", end, 0)])
+        return prem, q, "celarent", _derive(short) + [("no", 0, end)]
     if label == "no":
         if rng.random() < 0.5:
             prem = _path(short) + [("no", h, end)]
-            q = rng.choice(["all", "some"])
-            return prem, (q, 0, end), "celarent_denied", _derive(short) + [("no", 0, end)]
-        q = rng.choice(["no", "some_not"])
-        return _path(chain), (q, 0, end), "barbara_denied", _derive(chain)
+            q = rng.choice([("all", 0, end), ("some", 0, end), ("some", end, 0)])
+            return prem, q, "celarent_denied", _derive(short) + [("no", 0, end)]
+        q = rng.choice([("no", 0, end), ("some_not", 0, end), ("no", end, 0)])
+        return _path(chain), q, "barbara_denied", _derive(chain)
     if label == "cannot tell":
         form = rng.choice(["undistributed_middle", "illicit_major", "illicit_minor", "converse"])
         k = rng.randint(1, h)  # links on the first branch; the second gets h+1-k
-        if form == "undistributed_middle":  # 0 -> ... -> k <- ... <- end  ⊬  every 0 is an end
+        if form == "undistributed_middle":  # 0 -> ... -> k <- ... <- end  ⊬  anything about 0, end
             left, right = chain[:k + 1], chain[k:][::-1]
-            return _path(left) + _path(right), ("all", 0, end), form, _derive(left) + _derive(right)
-        if form == "illicit_major":  # no 0 is a 1, 1 -> ... -> end  ⊬  no 0 is an end
-            return [("no", 0, 1)] + _path(chain[1:]), ("no", 0, end), form, _derive(chain[1:])
+            q = (rng.choice(["all", "no", "some", "some_not"]), *rng.sample([0, end], 2))
+            return _path(left) + _path(right), q, form, _derive(left) + _derive(right)
+        if form == "illicit_major":  # no 0 is a 1, 1 -> ... -> end  ⊬  anything about 0 vs end
+            q = (rng.choice(["all", "no", "some", "some_not"]), 0, end)
+            return [("no", 0, 1)] + _path(chain[1:]), q, form, _derive(chain[1:])
         if form == "illicit_minor":  # 0 -> ... -> k and 0 -> k+1 -> ... -> end  ⊬  every end is a k
             left, right = chain[:k + 1], [0] + chain[k + 1:]
-            return _path(left) + _path(right), ("all", end, k), form, _derive(left) + _derive(right)
-        return _path(chain), ("all", end, 0), form, _derive(chain)  # converse
+            q = (rng.choice(["all", "some_not"]), *rng.sample([k, end], 2))
+            return _path(left) + _path(right), q, form, _derive(left) + _derive(right)
+        q = (rng.choice(["all", "some_not"]), end, 0)  # converse: every 0 … is an end ⊬ every end is a 0
+        return _path(chain), q, form, _derive(chain)
     # contradiction: a chain and a premise that denies its conclusion; any question (so that the
     # question's terms sharing a premise is no cue)
     s, p = rng.sample(chain, 2)
