@@ -4,7 +4,8 @@ The server runs as a separate process (`python -m emergelab serve RUN --port P` 
 client loops over streaming /v1/chat/completions requests until the time is up, then finishes its
 request in flight. A request counts as complete when its stream ends with a finish_reason and [DONE]
 and the token count matches max_tokens or a stop. Reports errors, completions, p50/p99 latency,
-time to first token, and generated tokens/s; JSON goes to bench/results/serve.json.
+time to first token, generated tokens/s, and the mean number of requests sharing a decode step
+("batch"); JSON goes to bench/results/serve.json.
 
     python bench/bench_serve.py [--run RUN] [--clients 1 4 16] [--seconds 10] [--max-tokens 32]
 
@@ -154,8 +155,8 @@ def main() -> None:
                 before = httpx.get(url + "/health").json()
                 row = asyncio.run(load(url, n, args.seconds, args.max_tokens))
                 after = httpx.get(url + "/health").json()
-                batches = after["batches"] - before["batches"]
-                row["mean_batch_size"] = (after["jobs"] - before["jobs"]) / batches if batches else None
+                steps = after["steps"] - before["steps"]
+                row["mean_batch_size"] = (after["row_steps"] - before["row_steps"]) / steps if steps else None
                 rows.append(row)
             alive = httpx.get(url + "/health").json()["status"] == "ok"
         finally:

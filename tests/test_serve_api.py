@@ -130,22 +130,32 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, ti
     model, tok = tiny
     prompts = ["a", "hello there", "What is 12*3?", "xyz xyz xyz xyz"]
     results: dict[int, str] = {}
-    barrier = threading.Barrier(len(prompts))
 
     def ask(i: int) -> None:
         c = OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        barrier.wait()
         r = c.completions.create(model="tiny", prompt=prompts[i], max_tokens=20 + i, temperature=1.0, seed=i)
         results[i] = r.choices[0].text
 
-    batches_before = engine.stats["batches"]
+    gate = threading.Event()
+    engine.call(lambda: gate.wait(30))  # hold the model thread until every request is queued
+    before = dict(engine.stats)
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 30
+    while engine.waiting < len(prompts) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.set()
     for t in threads:
         t.join(60)
     assert all(results[i] == oracle(model, tok, p, 20 + i, 1.0, i) for i, p in enumerate(prompts))
-    assert engine.stats["batches"] - batches_before < len(prompts), "waiting requests should share a batch"
+    steps = engine.stats["steps"] - before["steps"]
+    rows = engine.stats["row_steps"] - before["row_steps"]
+    sampled = [generate(model, [tok.encode(p)], SamplingParams(max_new_tokens=20 + i, seed=i,
+                                                               stop_token_ids=(tok.eos_id,)))[0].tokens
+               for i, p in enumerate(prompts)]
+    assert rows == sum(map(len, sampled))  # one row-step per sampled token (the stop token included)
+    assert steps < rows, "requests in flight together should share decode steps"
 
 
 @pytest.mark.parametrize("body, status, words", [

@@ -2,9 +2,9 @@
 
 The HTTP handlers never touch the model. They submit a `GenJob` (or a plain function, for /api/inspect)
 and receive events through a callback: one per generated token (with the text it adds), then a final
-one. Jobs waiting when the worker becomes free are decoded as one left-padded batch with a shared KV
-cache (rows leave the batch as they finish); a job that arrives mid-batch waits for the next round.
-A job whose client went away is cancelled between two decode steps.
+one. Running jobs share one left-padded KV cache; rows leave the batch as they finish and waiting jobs
+join it between two decode steps (continuous batching, as in Orca, Yu et al. 2022). A job whose client
+went away is cancelled between two decode steps.
 """
 
 from __future__ import annotations
@@ -95,8 +95,52 @@ class _Row:
         self.job.emit({"type": "token", "text": delta, "token_id": token, "logprob": logprob, "top": top})
 
 
+def _merge(a: KVCache | None, b: KVCache, room: int) -> KVCache:
+    """Rows of `a` then `b` in one new cache, right-aligned at their common position, `room` slots free after.
+
+    A row moved right by d slots gets d more left padding, so its RoPE positions and its mask are unchanged.
+    """
+    parts = [c for c in (a, b) if c is not None]
+    pos = max(c.pos for c in parts)
+    out = KVCache.__new__(KVCache)
+    out.pos = pos
+
+    def aligned(c: KVCache, t: torch.Tensor) -> torch.Tensor:
+        new = t.new_zeros(t.shape[0], t.shape[1], pos + room, t.shape[3])
+        new[:, :, pos - c.pos:pos] = t[:, :, :c.pos]
+        return new
+
+    out.k = [torch.cat([aligned(c, c.k[i]) for c in parts]) for i in range(len(b.k))]
+    out.v = [torch.cat([aligned(c, c.v[i]) for c in parts]) for i in range(len(b.v))]
+    pads = [(c.pad_lens if c.pad_lens is not None else torch.zeros(c.k[0].shape[0], dtype=torch.long,
+                                                                    device=c.k[0].device)) + pos - c.pos
+            for c in parts]
+    out.pad_lens = torch.cat(pads)
+    return _compact(out)
+
+
+def _compact(c: KVCache) -> KVCache:
+    """Drop the leading slots that every row pads (views, no copy); no padding at all -> pad_lens None."""
+    if c.pad_lens is None:
+        return c
+    m = int(c.pad_lens.min())
+    if m:
+        c.k = [t[:, :, m:] for t in c.k]
+        c.v = [t[:, :, m:] for t in c.v]
+        c.pos -= m
+        c.pad_lens = c.pad_lens - m
+    if not c.pad_lens.any():
+        c.pad_lens = None
+    return c
+
+
 class Engine:
-    """Owns `model` on one worker thread. `submit` a GenJob, or `call` a function that uses the model."""
+    """Owns `model` on one worker thread. `submit` a GenJob, or `call` a function that uses the model.
+
+    Continuous batching: between two decode steps the worker runs waiting calls (the inspector) and
+    admits waiting jobs into the running batch (prefilled together, then merged into the KV cache), as
+    long as the batch has fewer than `max_batch` rows and the merged cache fits in the context.
+    """
 
     def __init__(self, model: GPT, tokenizer, stop_token_ids: tuple[int, ...] = (), max_batch: int = 8,
                  max_queue: int = 64):
@@ -106,7 +150,8 @@ class Engine:
         self._inbox: queue.Queue = queue.Queue()
         self._pending: collections.deque = collections.deque()
         self._closed = threading.Event()
-        self.stats = {"jobs": 0, "cancelled": 0, "tokens": 0, "batches": 0}  # counters, for /health and tests
+        # counters for /health, the load test and tests: rows_per_step = row_steps / steps
+        self.stats = {"jobs": 0, "cancelled": 0, "tokens": 0, "prefills": 0, "steps": 0, "row_steps": 0}
         self._thread = threading.Thread(target=self._loop, name="emergelab-model", daemon=True)
         self._thread.start()
 
@@ -135,31 +180,46 @@ class Engine:
     # ---- worker thread -------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        rows: list[_Row] = []
+        cache: KVCache | None = None
+        logits = None  # (rows, V) next-token logits of the running rows
         while not self._closed.is_set():
-            if not self._pending:
-                self._pending.append(self._inbox.get())
+            if not rows and not self._pending:
+                self._pending.append(self._inbox.get())  # idle: sleep until work arrives
             while not self._inbox.empty():
                 self._pending.append(self._inbox.get_nowait())
-            head = self._pending.popleft()
-            if head is None:
-                continue
-            if isinstance(head, _CallJob):
-                self._run_call(head)
-                continue
-            batch = [head]
-            room = self.model.cfg.block_size
-            while (self._pending and isinstance(self._pending[0], GenJob) and len(batch) < self.max_batch
-                   and self._fits(batch + [self._pending[0]], room)):
-                batch.append(self._pending.popleft())
+            for call in [j for j in self._pending if isinstance(j, _CallJob)]:
+                self._pending.remove(call)
+                self._run_call(call)
+            new = self._admit(rows, cache)
             try:
-                self._decode(batch)
-            except Exception as e:  # a bug must not kill the worker: fail these jobs, keep serving
-                for job in batch:
+                if new:
+                    cache, logits, rows = self._prefill(new, rows, cache, logits)
+                if rows:
+                    cache, logits, rows = self._step(rows, cache, logits)
+            except Exception as e:  # a bug must not kill the worker: fail the running jobs, keep serving
+                for job in [r.job for r in rows] + [j for j in new if all(r.job is not j for r in rows)]:
                     job.emit({"type": "error", "message": f"{type(e).__name__}: {e}"})
+                rows, cache, logits = [], None, None
 
-    @staticmethod
-    def _fits(jobs: list[GenJob], block_size: int) -> bool:
-        return max(len(j.prompt_ids) for j in jobs) + max(j.max_tokens for j in jobs) <= block_size
+    def _admit(self, rows: list[_Row], cache: KVCache | None) -> list[GenJob]:
+        """Waiting jobs (in order) that join the batch now: room in the batch and in the context."""
+        while self._pending and not isinstance(self._pending[0], GenJob):
+            self._pending.popleft()  # None from close()
+        new: list[GenJob] = []
+        pos = cache.pos if cache is not None else 0
+        room = max((r.job.max_tokens - len(r.ids) for r in rows), default=0)
+        while self._pending and len(rows) + len(new) < self.max_batch:
+            job = self._pending[0]
+            if job.cancelled.is_set():
+                self._pending.popleft()
+                self.stats["cancelled"] += 1
+                continue
+            if max(pos, len(job.prompt_ids)) + max(room, job.max_tokens) > self.model.cfg.block_size:
+                break  # waits until the batch has moved on
+            new.append(self._pending.popleft())
+            pos, room = max(pos, len(job.prompt_ids)), max(room, job.max_tokens)
+        return new
 
     @staticmethod
     def _run_call(job: _CallJob) -> None:
@@ -171,45 +231,54 @@ class Engine:
             job.future.set_exception(e)
 
     @torch.inference_mode()
-    def _decode(self, jobs: list[GenJob]) -> None:
-        self.stats["cancelled"] += sum(j.cancelled.is_set() for j in jobs)
-        jobs = [j for j in jobs if not j.cancelled.is_set()]
-        if not jobs:
-            return
+    def _prefill(self, jobs: list[GenJob], rows: list[_Row], cache: KVCache | None, logits):
+        """Run the new prompts (left-padded together) and merge them into the running batch."""
         model, dev = self.model, self.model.lm_head.weight.device
         longest = max(len(j.prompt_ids) for j in jobs)
-        steps = max(j.max_tokens for j in jobs)
         pad = torch.tensor([longest - len(j.prompt_ids) for j in jobs], device=dev)
         idx = torch.tensor([[0] * (longest - len(j.prompt_ids)) + j.prompt_ids for j in jobs], device=dev)
-        cache = KVCache(model.cfg, len(jobs), longest + steps, dev, model.lm_head.weight.dtype,
+        fresh = KVCache(model.cfg, len(jobs), longest, dev, model.lm_head.weight.dtype,
                         pad_lens=pad if pad.any() else None)
-        logits = model(idx, cache=cache).logits[:, -1].float()
-        rows = [_Row(j, self.tokenizer, self.stop_ids, dev) for j in jobs]
-        self.stats["batches"] += 1
+        new_logits = model(idx, cache=fresh).logits[:, -1].float()
+        new_rows = [_Row(j, self.tokenizer, self.stop_ids, dev) for j in jobs]
+        rows = rows + new_rows
+        room = max(r.job.max_tokens - len(r.ids) for r in rows)
+        cache = _merge(cache, fresh, room)
+        logits = new_logits if logits is None else torch.cat([logits, new_logits])
+        self.stats["prefills"] += 1
         self.stats["jobs"] += len(jobs)
-        for _ in range(steps):
-            logprobs = logits.log_softmax(-1)
-            nxt, keep = [], []
-            for i, row in enumerate(rows):
-                t = int(sample_next(logits[i:i + 1], row.params, row.gen)[0])
-                top = []
-                if row.job.top_logprobs:
-                    vals, ids = logprobs[i].topk(row.job.top_logprobs)
-                    top = [(self.tokenizer.decode([j]), v) for j, v in zip(ids.tolist(), vals.tolist())]
-                reason = row.push(t, float(logprobs[i, t]), top)
-                self.stats["tokens"] += 1
-                if reason is None and row.job.cancelled.is_set():
-                    reason = "cancelled"
-                    self.stats["cancelled"] += 1
-                if reason is None:
-                    keep.append(i)
-                    nxt.append(t)
-                else:
-                    row.job.emit({"type": "done", "finish_reason": reason, "prompt_tokens":
-                                  len(row.job.prompt_ids), "completion_tokens": len(row.ids)})
-            if not keep:
-                return
-            if len(keep) < len(rows):
-                rows = [rows[i] for i in keep]
-                cache.select(torch.tensor(keep, device=dev))
-            logits = model(torch.tensor(nxt, device=dev)[:, None], cache=cache).logits[:, -1].float()
+        return cache, logits, rows
+
+    @torch.inference_mode()
+    def _step(self, rows: list[_Row], cache: KVCache, logits):
+        """Sample one token for every row, retire finished rows, run the survivors one position further."""
+        dev = self.model.lm_head.weight.device
+        logprobs = logits.log_softmax(-1)
+        nxt, keep = [], []
+        for i, row in enumerate(rows):
+            t = int(sample_next(logits[i:i + 1], row.params, row.gen)[0])
+            top = []
+            if row.job.top_logprobs:
+                vals, ids = logprobs[i].topk(row.job.top_logprobs)
+                top = [(self.tokenizer.decode([j]), v) for j, v in zip(ids.tolist(), vals.tolist())]
+            reason = row.push(t, float(logprobs[i, t]), top)
+            self.stats["tokens"] += 1
+            if reason is None and row.job.cancelled.is_set():
+                reason = "cancelled"
+                self.stats["cancelled"] += 1
+            if reason is None:
+                keep.append(i)
+                nxt.append(t)
+            else:
+                row.job.emit({"type": "done", "finish_reason": reason, "prompt_tokens": len(row.job.prompt_ids),
+                              "completion_tokens": len(row.ids)})
+        self.stats["steps"] += 1
+        self.stats["row_steps"] += len(rows)
+        if not keep:
+            return None, None, []
+        if len(keep) < len(rows):
+            rows = [rows[i] for i in keep]
+            cache.select(torch.tensor(keep, device=dev))
+            cache = _compact(cache)
+        logits = self.model(torch.tensor(nxt, device=dev)[:, None], cache=cache).logits[:, -1].float()
+        return cache, logits, rows
