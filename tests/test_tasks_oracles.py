@@ -2,6 +2,7 @@
 
 import itertools
 import random
+import re
 from fractions import Fraction
 
 import pytest
@@ -17,7 +18,7 @@ from emergelab.tasks.exprparse import ExprError, parse_expression
 def test_arithmetic_verifier_agrees_with_python_ints(op, fmt, pad):
     task = get_task(f"{op}:digits=4,format={fmt},pad={pad}")
     for ex in task.generate(300, "test", seed=0):
-        a, b = (int(x) for x in ex.prompt.lstrip("r")[:-1].replace("+", " ").replace("-", " ").replace("*", " ").split())
+        a, b = map(int, re.split(r"[-+*]", ex.prompt.lstrip("r")[:-1]))  # read back from the prompt text
         value = {"add": a + b, "sub": a - b, "mul": a * b}[op]
         text = str(value).zfill({"add": 5, "sub": 4, "mul": 8}[op]) if pad else str(value)
         text = text[::-1] if fmt == "reversed" else text

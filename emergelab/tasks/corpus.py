@@ -3,7 +3,7 @@
 A recipe (YAML) lists tasks with how many documents each contributes and in which formats:
 
     seed: 0
-    documents: 20000              # total; split among tasks by `weight` (or give `documents` per task)
+    documents: 20000              # split by `weight` among tasks without their own `documents`
     val_fraction: 0.05            # share of each task's documents written to val.txt
     tasks:
       - task: add:digits=6
@@ -60,17 +60,20 @@ def _lines_range(entry: dict[str, Any]) -> tuple[int, int]:
 
 
 def _task_counts(recipe: dict[str, Any]) -> list[int]:
+    """Documents per task: an entry's own `documents`, else its `weight`'s share of the top-level
+    `documents` (shared among the entries without their own count)."""
     entries = recipe["tasks"]
-    if all("documents" in e for e in entries):
+    weighted = [e for e in entries if "documents" not in e]
+    if not weighted:
         return [int(e["documents"]) for e in entries]
     total = recipe.get("documents")
     if total is None:
         raise UserError("documents: give a total `documents` with per-task `weight`s, or `documents` per task")
-    weights = [float(e.get("weight", 1.0)) for e in entries]
+    weights = [float(e.get("weight", 1.0)) for e in weighted]
     if min(weights) < 0 or sum(weights) <= 0:
         raise UserError("tasks[].weight: weights must be non-negative and not all zero")
-    return [int(e["documents"]) if "documents" in e else round(total * w / sum(weights))
-            for e, w in zip(entries, weights)]
+    share = {id(e): round(int(total) * w / sum(weights)) for e, w in zip(weighted, weights)}
+    return [int(e["documents"]) if "documents" in e else share[id(e)] for e in entries]
 
 
 def _validate(recipe: dict[str, Any]) -> None:

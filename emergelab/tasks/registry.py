@@ -83,6 +83,13 @@ def _load_class(target: str) -> type:
     return cls
 
 
+def _construct(spec: str, cls: type, *args: Any, **options: Any) -> Task:
+    try:
+        return cls(*args, **options)
+    except (ValueError, TypeError) as e:  # e.g. digits=zero
+        raise UserError(f"task {spec}: bad option ({e}) — see `emergelab tasks list` for the options") from e
+
+
 def get_task(spec: str | Task) -> Task:
     """The Task named by `spec` (see the module docstring); a Task passes through unchanged."""
     if isinstance(spec, Task):
@@ -91,14 +98,14 @@ def get_task(spec: str | Task) -> Task:
     head, _, rest = spec.partition(":")
     if head in BUILTINS:
         target, fixed = BUILTINS[head]
-        return _load_class(target)(**fixed, **parse_options(rest))
+        return _construct(spec, _load_class(target), **fixed, **parse_options(rest))
     if head.endswith(".jsonl"):
         from emergelab.tasks.jsonl import JsonlTask
 
-        return JsonlTask(head, **parse_options(rest))
+        return _construct(spec, JsonlTask, head, **parse_options(rest))
     if rest and "=" not in rest.split(":")[0]:
         cls_name, _, opts = rest.partition(":")
-        return _load_class(f"{head}:{cls_name}")(**parse_options(opts))
+        return _construct(spec, _load_class(f"{head}:{cls_name}"), **parse_options(opts))
     raise UserError(f"task: unknown task {spec!r} — built-ins: {', '.join(BUILTINS)}; or a .jsonl file; "
                     f"or module:Class")
 
