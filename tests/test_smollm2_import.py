@@ -89,8 +89,8 @@ def test_served_chat_uses_the_models_template_and_matches_transformers(imported,
     run, _, _ = imported
     hf, hf_tok = reference
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    ref_ids = hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    ref_ids = ref_ids["input_ids"] if isinstance(ref_ids, dict) else ref_ids
+    ref_text_prompt = hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ref_ids = hf_tok(ref_text_prompt, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         ref_out = hf.generate(torch.tensor([ref_ids]), max_new_tokens=12, do_sample=False)[0, len(ref_ids):]
     ref_text = hf_tok.decode(ref_out, skip_special_tokens=True)
