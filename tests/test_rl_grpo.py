@@ -152,3 +152,18 @@ def test_batch_shape_errors_are_user_errors_that_name_the_fix():
         validate_batch_shape(4, 8, n_completions=30)
     with pytest.raises(UserError, match="loss_agg"):
         GRPOLossConfig(loss_agg="sequence").validate()
+
+
+@pytest.mark.parametrize("agg", ["seq_mean", "token", "constant"])
+def test_micro_batches_with_global_counts_sum_to_the_full_batch_loss_and_gradient(agg):
+    logp, old, ref, mask = _toy()
+    cfg = GRPOLossConfig(loss_agg=agg, beta=0.1, max_len=5)
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5, 2.0, -2.0], dtype=torch.float64)
+    full, _ = grpo_loss(logp, old, adv, mask, cfg, ref)
+    (g_full,) = torch.autograd.grad(full, logp)
+    n_tok = int(mask.sum())
+    parts = [grpo_loss(logp[a:b], old[a:b], adv[a:b], mask[a:b], cfg, ref[a:b], n_seqs=6, n_tokens=n_tok)[0]
+             for a, b in [(0, 1), (1, 4), (4, 6)]]
+    (g_parts,) = torch.autograd.grad(sum(parts), logp)
+    assert sum(parts).item() == pytest.approx(full.item(), rel=1e-12)
+    assert torch.allclose(g_parts, g_full, rtol=1e-12, atol=1e-15)

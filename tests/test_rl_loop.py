@@ -76,3 +76,16 @@ def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(UserError, match="prompts_per_step"):
         load_rl_config(None, ["rl.prompts_per_step=0"])
 
+
+
+def test_micro_batching_gives_the_same_update_as_the_full_batch(tmp_path):
+    base = _base_run(tmp_path)
+    params = []
+    for mb in (0, 24):
+        cfg = RLConfig(task=f"{__file__}:IsSmall", steps=2, prompts_per_step=8, group_size=8, max_new_tokens=3,
+                       lr=1e-2, loss_agg="seq_mean", beta=0.05, eval_every=100, eval_n=4, micro_batch=mb,
+                       progress=False)
+        train_grpo(cfg, base, tmp_path / f"rl{mb}")
+        params.append(load_model(tmp_path / f"rl{mb}")[0].state_dict())
+    for k in params[0]:
+        torch.testing.assert_close(params[0][k], params[1][k], rtol=1e-4, atol=1e-6)

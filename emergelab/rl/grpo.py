@@ -91,18 +91,24 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1.0
 
 
-def aggregate(per_token: torch.Tensor, mask: torch.Tensor, how: str, max_len: int = 0) -> torch.Tensor:
-    """Reduce (N, T) per-token values over completion tokens (mask=1) as `how` (LOSS_AGGREGATIONS)."""
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, how: str, max_len: int = 0,
+              n_seqs: int | None = None, n_tokens: int | None = None) -> torch.Tensor:
+    """Reduce (N, T) per-token values over completion tokens (mask=1) as `how` (LOSS_AGGREGATIONS).
+
+    For a micro-batch of a larger batch pass the whole batch's sequence count `n_seqs` and completion
+    token count `n_tokens`: then the micro-batch results sum exactly to the full-batch value.
+    """
     mask = mask.to(per_token.dtype)
     masked = per_token * mask
+    n_seqs = per_token.shape[0] if n_seqs is None else n_seqs
     if how == "seq_mean":
-        return (masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
+        return (masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1)).sum() / n_seqs
     if how == "token":
-        return masked.sum() / mask.sum().clamp(min=1)
+        return masked.sum() / (mask.sum().clamp(min=1) if n_tokens is None else max(n_tokens, 1))
     if how == "constant":
         if max_len <= 0:
             raise UserError("rl.max_len: loss_agg='constant' needs the generation budget L_max > 0")
-        return masked.sum() / (per_token.shape[0] * max_len)
+        return masked.sum() / (n_seqs * max_len)
     raise UserError(f"rl.loss_agg: {how!r} is not one of {LOSS_AGGREGATIONS}")
 
 
@@ -113,6 +119,8 @@ def grpo_loss(
     mask: torch.Tensor,
     cfg: GRPOLossConfig,
     ref_logp: torch.Tensor | None = None,
+    n_seqs: int | None = None,
+    n_tokens: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The GRPO loss for (N, T) token log-probs of N sampled completions, and diagnostics.
 
@@ -120,6 +128,7 @@ def grpo_loss(
     log-probs under the policy that sampled (detached); with one inner iteration (μ=1) they equal
     `logp.detach()` and the ratio is exactly 1. `ref_logp` is required when cfg.beta > 0.
     Returns the scalar loss and floats: clip_low / clip_high fractions, kl (token mean), ratio.
+    `n_seqs` / `n_tokens`: totals of the whole batch when this is one micro-batch (see `aggregate`).
     """
     mask_f = mask.to(logp.dtype)
     ratio = torch.exp(logp - old_logp)
@@ -144,7 +153,7 @@ def grpo_loss(
         stats["kl"] = float((kl.detach() * mask_f).sum() / n_tok)
     elif ref_logp is not None:
         stats["kl"] = float((k3_kl(logp.detach(), ref_logp) * mask_f).sum() / n_tok)
-    return aggregate(per_token, mask, cfg.loss_agg, cfg.max_len), stats
+    return aggregate(per_token, mask, cfg.loss_agg, cfg.max_len, n_seqs, n_tokens), stats
 
 
 def validate_batch_shape(prompts_per_step: int, group_size: int, n_completions: int | None = None) -> None:

@@ -49,6 +49,7 @@ class RLConfig:
     prompts_per_step: int = 16
     group_size: int = 8
     mu: int = 1  # optimizer steps per rollout batch (GRPO's inner iterations; 1 = strictly on-policy)
+    micro_batch: int = 0  # sequences per forward/backward (gradient accumulation); 0 = the whole batch
     lr: float = 1e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -83,6 +84,8 @@ class RLConfig:
                 raise UserError(f"rl.{name}: must be >= 1, got {getattr(self, name)}")
         if not 0 < self.lr < 1:
             raise UserError(f"rl.lr: {self.lr} must be in (0, 1) — GRPO typically uses 1e-6 … 1e-4")
+        if self.micro_batch < 0:
+            raise UserError(f"rl.micro_batch: must be >= 0 (0 = whole batch), got {self.micro_batch}")
         if self.template not in TEMPLATES:
             raise UserError(f"rl.template: {self.template!r} is not one of {TEMPLATES}")
         if self.temperature <= 0:
@@ -215,26 +218,38 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         idx, targets, mask = pack_sequences([prompt_ids[c.prompt_index] for c in comps],
                                             [c.tokens for c in comps], tok.pad_id or 0)
         idx, targets, mask = idx.to(device), targets.to(device), mask.to(device)
+        N, mb = idx.shape[0], cfg.micro_batch or idx.shape[0]
+        chunks = [slice(a, min(a + mb, N)) for a in range(0, N, mb)]
+        n_tok = int(mask.sum())
         with torch.no_grad():
-            ref_logp, _ = sequence_logprobs(ref, idx, targets)
+            ref_logp = [sequence_logprobs(ref, idx[c], targets[c])[0] for c in chunks]
         model.train()
-        old_logp, entropy, stats = None, None, {}
+        old_logp: list[torch.Tensor] = []
+        ent_sum = 0.0
         for it in range(cfg.mu):
-            logp, ent = sequence_logprobs(model, idx, targets, with_entropy=it == 0)
-            if it == 0:
-                old_logp, entropy = logp.detach(), ent
-            loss, stats = grpo_loss(logp, old_logp, adv, mask, loss_cfg, ref_logp)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss_sum, stat_sums = 0.0, {}
+            for j, c in enumerate(chunks):
+                logp, ent = sequence_logprobs(model, idx[c], targets[c], with_entropy=it == 0)
+                if it == 0:
+                    old_logp.append(logp.detach())
+                    ent_sum += float((ent * mask[c]).sum())
+                loss, st = grpo_loss(logp, old_logp[j], adv[c], mask[c], loss_cfg, ref_logp[j], N, n_tok)
+                loss.backward()  # micro-batch losses sum to the full-batch loss (global N, n_tok)
+                loss_sum += loss.item()
+                w = float(mask[c].sum()) / max(n_tok, 1)
+                for k, v in st.items():
+                    stat_sums[k] = stat_sums.get(k, 0.0) + w * v
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
             opt.step()
+        stats = stat_sums
+        loss = torch.tensor(loss_sum)
         if not torch.isfinite(loss):
             raise UserError(f"rl: loss became {float(loss)} at step {step} — lower rl.lr")
         backend.sync_weights(model)
 
         scores = [v.score for v in verdicts]
         correct_per_group = [sum(s >= 1.0 for s in scores[g * G:(g + 1) * G]) for g in range(P)]
-        mask_f = mask.float()
         record = {
             "step": step + 1, "loss": loss.item(), "lr": cfg.lr, "grad_norm": float(grad_norm),
             "reward": mean_or_nan(totals),
@@ -244,7 +259,7 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
             "pass_at_1": mean_or_nan([pass_at_k(G, c, 1) for c in correct_per_group]),
             f"pass_at_{G}": mean_or_nan([pass_at_k(G, c, G) for c in correct_per_group]),
             "zero_var_frac": float((R.std(dim=1) == 0).float().mean()),
-            "entropy": float((entropy * mask_f).sum() / mask_f.sum()),
+            "entropy": ent_sum / max(n_tok, 1),
             "self_check_base": self_check_base,
             "step_s": time.perf_counter() - t0, "gen_s": t_gen,
             **stats,
