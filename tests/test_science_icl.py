@@ -58,6 +58,7 @@ def test_tiny_run_writes_curves_and_an_untrained_model_is_at_chance(tmp_path):
 @pytest.mark.slow
 def test_two_attention_layers_learn_induction_and_one_does_not(tmp_path):
     out = run_experiment("icl", tmp_path, "quick")
-    assert out["depths"]["2"]["final_repeat_loss"] < 1.5 and out["depths"]["1"]["final_repeat_loss"] > 3.5
-    assert out["phase_change_step"] is not None and out["depths"]["2"]["max_prefix_matching"] > 0.3
-    assert out["claim_holds"] is True
+    assert out["checks"] == {"deep_model_phase_change": True, "induction_head_forms_at_the_phase_change": True,
+                             "one_layer_has_no_phase_change": True}
+    assert out["depths"]["2"]["final_repeat_loss"] < out["depths"]["1"]["final_repeat_loss"] - 1.0
+    assert out["depths"]["2"]["max_prefix_matching"] > 0.3 > out["depths"]["1"]["max_prefix_matching"]

@@ -3,7 +3,8 @@
 A recipe (YAML, see configs/sweep_*.yaml):
 
     corpus: data/default              # a corpus folder or text file …
-    corpus_recipe: configs/corpus_default.yaml   # … or a `data build` recipe, built once into OUT/corpus
+    corpus_recipe: configs/corpus_default.yaml   # … or a `data build` recipe (path or inline), built
+                                                 # once into OUT/corpus
     sizes: [10k, 30k, 100k]           # named sizes (emergelab/sizes.py)
     tokens: [null]                    # token budgets (null = the size's default) — or:
     steps: [600]                      # step budgets (train.max_steps)
@@ -45,7 +46,7 @@ TABLE_KEYS = ("run", "size", "seed", "budget", "params", "non_embedding_params",
 class Recipe:
     sizes: list[str]
     corpus: str | None = None
-    corpus_recipe: str | None = None
+    corpus_recipe: str | dict | None = None  # a data-build YAML path, or the recipe inline
     tokens: list[int | None] = field(default_factory=lambda: [None])
     steps: list[int] | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
