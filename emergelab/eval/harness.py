@@ -84,7 +84,7 @@ def evaluate_task(model, tokenizer, task: Task | str, shots: int = 0, fmt: str =
         raise UserError(f"format: {fmt!r} — use one of {', '.join(FORMATS)}")
     if fmt == "cot" and not task.supports_cot:
         raise UserError(f"--cot: task {task.spec} has no chain-of-thought format")
-    examples = task.generate(n, split, seed=seed)
+    examples = task.generate(n, split, seed=seed, allow_fewer=True)  # small item spaces: all test items
     shot_lists = [task.shots_for(ex, shots, seed=seed + i) for i, ex in enumerate(examples)]
     prompts = [encode_prompt(tokenizer, _prompt_text(task, ex, sh, fmt, template))
                for ex, sh in zip(examples, shot_lists)]

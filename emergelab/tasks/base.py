@@ -139,8 +139,9 @@ class Task:
         question alone, so test questions never occur in training episodes."""
         return self.key(example)
 
-    def generate(self, n: int, split: str = "train", seed: int = 0) -> list[Example]:
-        """`n` distinct examples of `split`, deterministic in (task options, split, seed)."""
+    def generate(self, n: int, split: str = "train", seed: int = 0, allow_fewer: bool = False) -> list[Example]:
+        """`n` distinct examples of `split`, deterministic in (task options, split, seed). When the
+        split has fewer than `n` items: all of them if `allow_fewer`, else a UserError."""
         check_split(split)
         rng = random.Random(f"{self.spec}|{split}|{seed}")
         out: list[Example] = []
@@ -148,6 +149,8 @@ class Task:
         misses = 0
         while len(out) < n:
             if misses > 20_000:  # the item space is (nearly) exhausted
+                if allow_fewer and out:
+                    break
                 raise UserError(f"task {self.spec}: could only find {len(out)} distinct {split} items "
                                 f"of {n} requested — raise the difficulty or ask for fewer")
             ex = self._sample(rng)

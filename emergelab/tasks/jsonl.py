@@ -76,7 +76,7 @@ class JsonlTask(Task):
             raise UserError(f"task: {self.path} has no items")
         return items
 
-    def generate(self, n: int, split: str = "train", seed: int = 0) -> list[Example]:
+    def generate(self, n: int, split: str = "train", seed: int = 0, allow_fewer: bool = True) -> list[Example]:
         """Up to `n` items of `split` (all of them when the file has fewer), in a seeded order."""
         check_split(split)
         pool = [ex for ex in self.items if ex.meta["split"] == split]
