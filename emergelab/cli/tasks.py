@@ -77,7 +77,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tasks = args.tasks or _default_tasks(run)
     formats = ("free",) if args.free else None
     result = evaluate(model, tok, tasks, shots=_ints(args.shots), cot=args.cot, n=args.n, seed=args.seed,
-                      batch_size=args.batch_size, formats=formats, template=args.template)
+                      batch_size=args.batch_size, formats=formats, template=args.template,
+                      keep_items=args.items)
     result["run"] = str(run)
     text = json.dumps(result, indent=2) + "\n"
     (run / "eval.json").write_text(text)
@@ -131,5 +132,6 @@ def register(subparsers) -> None:
     p.add_argument("--template", default="plain", choices=["plain", "chat"],
                    help="chat wraps prompts in <|user|>…<|assistant|> (for SFT/RL runs)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--items", action="store_true", help="keep every item's completion, verdict and metrics")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the results to OUT")
     p.set_defaults(func=cmd_eval)
