@@ -100,6 +100,12 @@ def test_kv_cache_decoding_equals_full_forward():
     assert (torch.cat(parts, 1) - full).abs().max() < 1e-5
 
 
+def test_last_logits_only_equals_the_last_column():
+    model = ours()
+    x = tokens()
+    assert (model(x, last_logits_only=True).logits - model(x).logits[:, -1:]).abs().max() < 1e-5
+
+
 def test_left_padded_rows_equal_the_prompts_alone():
     model = ours(n_kv_head=2)
     lens = [9, 4, 13]

@@ -100,7 +100,7 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
     idx = torch.tensor([[0] * (longest - len(x)) + list(x) for x in prompts], device=dev)
     cache = KVCache(model.cfg, P, longest + p.max_new_tokens, dev, model.lm_head.weight.dtype,
                     pad_lens=pad if pad.any() else None)
-    logits = model(idx, cache=cache).logits[:, -1].float()
+    logits = model(idx, cache=cache, last_logits_only=True).logits[:, -1].float()
     if n > 1:
         cache = cache.repeat_interleave(n)
         logits = logits.repeat_interleave(n, dim=0)
@@ -115,20 +115,21 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
     texts: list[list[int]] = [[] for _ in range(B)] if p.stop_strings else []
     for step in range(N):
         nxt = sample_next(logits, p, gen)
-        lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - logits.logsumexp(-1)
+        lp = logits.log_softmax(-1).gather(-1, nxt[:, None]).squeeze(-1)
         if len(rows) == B:  # nothing finished yet: a plain column write
             out_tok[:, step], out_lp[:, step] = nxt, lp
         else:
             out_tok[active, step], out_lp[active, step] = nxt, lp
-        done = torch.isin(nxt, stop_ids).tolist() if len(stop_ids) else [False] * len(rows)
+        done = torch.isin(nxt, stop_ids).tolist() if len(stop_ids) else []
         if p.stop_strings:
+            done = done or [False] * len(rows)
             for j, (r, t) in enumerate(zip(rows, nxt.tolist())):
                 texts[r].append(t)
                 done[j] = done[j] or any(s in tokenizer.decode(texts[r]) for s in p.stop_strings)
         for r, d in zip(rows, done):
             if d:
                 length[r], finish[r] = step + 1, "stop"
-        if step == N - 1 or all(done):
+        if step == N - 1 or (done and all(done)):
             break
         if any(done):  # finished rows leave the batch
             keep = torch.tensor([not d for d in done], device=dev)

@@ -249,11 +249,12 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 loss_mask: torch.Tensor | None = None, return_attention: bool = False,
                 return_hidden: bool = False, cache: KVCache | None = None,
-                pad_lens: torch.Tensor | None = None) -> ModelOutput:
+                pad_lens: torch.Tensor | None = None, last_logits_only: bool = False) -> ModelOutput:
         """idx (B, T) token ids. targets (B, T) with -100 = ignore; loss_mask (B, T) bool, False = ignore.
 
         With `cache`, idx continues the cached sequence (positions start at cache.pos). `pad_lens` (B,)
         = number of left-padding tokens per row (taken from the cache when it has them).
+        `last_logits_only` computes logits (B, 1, V) for the last position only (generation prefill).
         """
         B, T = idx.shape
         pos = cache.pos if cache is not None else 0
@@ -291,7 +292,7 @@ class GPT(nn.Module):
                 attentions.append(att)
         if cache is not None:
             cache.pos = S
-        logits = self.lm_head(self.norm(x))
+        logits = self.lm_head(self.norm(x[:, -1:] if last_logits_only else x))
 
         loss = None
         if targets is not None:
