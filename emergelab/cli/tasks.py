@@ -75,7 +75,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run = Path(args.run)
     model, tok, _ = load_model(run, device=args.device)
     tasks = args.tasks or _default_tasks(run)
-    formats = ("free",) if args.free else None
+    formats = ("direct",) + (("cot",) if args.cot else ()) + (("free",) if args.free else ())
     result = evaluate(model, tok, tasks, shots=_ints(args.shots), cot=args.cot, n=args.n, seed=args.seed,
                       batch_size=args.batch_size, formats=formats, template=args.template,
                       keep_items=args.items)
@@ -125,7 +125,7 @@ def register(subparsers) -> None:
                    help="task specs, comma-separated (default: the tasks of the run's corpus manifest)")
     p.add_argument("--shots", default="0", help="comma-separated shot counts, e.g. 0,3")
     p.add_argument("--cot", action="store_true", help="also score the chain-of-thought format")
-    p.add_argument("--free", action="store_true", help="let the model choose its format (no forced prefix)")
+    p.add_argument("--free", action="store_true", help="also score with no forced prefix: the model chooses its format")
     p.add_argument("--n", type=int, default=500, help="test items per task")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)

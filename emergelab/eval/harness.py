@@ -131,6 +131,8 @@ def evaluate_task(model, tokenizer, task: Task | str, shots: int = 0, fmt: str =
         row["metrics"][name] = {"mean": mean, "stderr": se}
     used = [v.format for v in verdicts]
     row["formats_used"] = {f: used.count(f) / len(used) for f in sorted(set(used))}
+    row["accuracy_by_format"] = {f: sum(s for s, u in zip(scores, used) if u == f) / used.count(f)
+                                 for f in sorted(set(used))}
     row["mean_completion_tokens"] = sum(n_tokens) / len(n_tokens)
     for label, keep in (("correct", 1.0), ("wrong", 0.0)):
         lens = [t for t, s in zip(n_tokens, scores) if (s >= 1.0) == (keep == 1.0)]
@@ -160,7 +162,8 @@ def evaluate(model, tokenizer, tasks: Sequence[Task | str] | str, shots: Sequenc
     `max_new_tokens` defaults per task to 1.5x the longest reference completion.
 
     Returns {"settings": {...}, "results": {task spec: {"<k>shot_<format>": row}}}; a row has
-    exact_match, ci95, n, chance, centered, metrics{name: {mean, stderr}}, formats_used,
+    exact_match, ci95, n, chance, centered, metrics{name: {mean, stderr}}, formats_used (share of
+    items per format the model wrote: cot, direct, plain, malformed), accuracy_by_format,
     mean_completion_tokens (overall / correct / wrong) and example transcripts."""
     from emergelab.tasks.registry import get_tasks
 
