@@ -101,3 +101,16 @@ def test_cli_reads_a_published_style_table_and_writes_verdicts_and_plots(tmp_pat
     assert set(verdicts) == {"add"} and verdicts["add"]["emergent"] is True and verdicts["add"]["mirage"] is False
     assert (tmp_path / "out" / "emergence_add.png").exists() and (tmp_path / "out" / "emergence_add.svg").exists()
     assert json.loads(capsys.readouterr().out) == verdicts
+
+
+def test_the_shipped_example_table_is_emergent_and_not_a_mirage(tmp_path, capsys):
+    from pathlib import Path
+
+    from emergelab.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "emergence_reversed_addition.csv"
+    assert main(["emergence", str(example), "--boot", "20", "--out", str(tmp_path)]) == 0
+    verdict = json.loads(capsys.readouterr().out)["add4_reversed"]
+    assert verdict["emergent"] is True and verdict["mirage"] is False
+    lo, hi = verdict["threshold"]["ci95"]
+    assert lo < 59000 and hi > 27000

@@ -141,9 +141,21 @@ def register(subparsers) -> None:
     p.add_argument("--plot", default=None, help="plot path without extension (default: beside the CSV)")
     p.set_defaults(func=cmd_scaling_fit)
 
-    p = subparsers.add_parser("emergence", help="emergence and mirage verdicts for metric-vs-scale curves",
-                              description="Input: CSV with columns scale,metric,value and optional n, ability "
-                              "(see emergelab/science/emergence.py for the criterion).")
+    p = subparsers.add_parser(
+        "emergence", help="emergence and mirage verdicts for metric-vs-scale curves",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Decide per ability whether a metric-vs-scale curve is emergent (a sharp rise from a plateau "
+        "that a step model\nexplains better than a line or power law, by BIC) and, where an exact-match and a "
+        "continuous metric\nexist, whether the jump is a mirage (the continuous metric is smooth). The criterion "
+        "is documented in\nemergelab/science/emergence.py.\n\n"
+        "CSV format (long; one row per measurement; extra columns ignored):\n"
+        "  scale    model size, FLOPs or any positive scale\n"
+        "  metric   e.g. exact_match, accuracy, pass@1 (discrete) or digit_accuracy, answer_logprob,\n"
+        "           answer_nll, edit_distance (continuous; names with nll/loss/distance/error = lower is better)\n"
+        "  value    the measurement\n"
+        "  n        optional: number of items behind a proportion (binomial noise)\n"
+        "  ability  optional (or `task`): group rows into abilities; default: one ability\n\n"
+        "Example: emergelab emergence examples/emergence_reversed_addition.csv")
     p.add_argument("csv")
     p.add_argument("--out", default=None, help="output folder for plots and verdicts.json")
     p.add_argument("--boot", type=int, default=200)
