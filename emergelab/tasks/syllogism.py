@@ -157,6 +157,7 @@ def _template(label: str, h: int, rng: random.Random) -> tuple[list[Statement], 
     prem = _path(short) + [("no", h, end), ("some", 0, end)]
     return prem, question, "celarent_vs_some", _derive(short) + [("no", 0, end)]
 
+
 def _parse_hops(hops: Any) -> tuple[int, int]:
     lo, _, hi = str(hops).partition("-")
     try:
