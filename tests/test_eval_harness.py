@@ -177,7 +177,7 @@ def test_eval_command_writes_eval_json_into_the_run(tiny, tmp_path):
     save_checkpoint(run, 0, model)
     extra = tmp_path / "copy.json"
     proc = run_cli("eval", str(run), "--tasks", "add:digits=2,format=reversed,copy", "--n", "6",
-                   "--shots", "0,1", "--cot", "--json", str(extra))
+                   "--shots", "0,1", "--cot", "--json", str(extra), env={"OMP_NUM_THREADS": "1"})
     result = json.loads((run / "eval.json").read_text())
     assert json.loads(extra.read_text()) == result
     assert set(result["results"]["add:digits=2,format=reversed"]) == {
