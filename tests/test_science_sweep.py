@@ -101,3 +101,17 @@ def test_ray_backend_on_a_local_ray_instance_gives_the_same_table(tmp_path):
     sweep.run_sweep(recipe, tmp_path / "local")
     sweep.run_sweep(recipe, tmp_path / "ray", backend="ray")
     assert (tmp_path / "ray" / "sweep.csv").read_text() == (tmp_path / "local" / "sweep.csv").read_text()
+
+
+def test_analysis_of_a_sweep_table_fits_the_loss_law_and_judges_each_ability(tmp_path):
+    params = [1e4, 3e4, 1e5, 3e5, 1e6, 3e6]
+    lines = ["run,size,seed,budget,params,tokens,val_loss"]
+    lines += [f"r{i},s{i},0,600 steps,{p},1000000,{1.2 + 30 * p ** -0.3}" for i, p in enumerate(params)]
+    (tmp_path / "sweep.csv").write_text("\n".join(lines) + "\n")
+    em = ["ability,metric,scale,value,n"]
+    em += [f"add,exact_match,{p},{0.0 if p < 2e5 else 0.95},100" for p in params]
+    (tmp_path / "emergence.csv").write_text("\n".join(em) + "\n")
+    out = sweep.analyse_sweep(tmp_path, n_boot=20)
+    assert out["scaling"]["params"]["alpha"] == pytest.approx(0.3, rel=1e-2)
+    assert out["emergence"]["add"]["emergent"] is True
+    assert (tmp_path / "emergence" / "verdicts.json").exists() and (tmp_path / "scaling_power_params.png").exists()

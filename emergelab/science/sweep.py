@@ -249,12 +249,15 @@ def write_tables(rows: list[dict], out_dir: Path, recipe: Recipe) -> dict:
         for r in rows:
             writer.writerow({k: _fmt(r.get(k)) for k in columns})
     long_rows = []
+    several_budgets = len({r["budget"] for r in rows}) > 1
     for r in rows:
         for key, value in r.items():
             if "/" not in key or key.endswith("/n") or value is None:
                 continue
             ability, metric = key.split("/", 1)
-            long_rows.append({"ability": ability, "metric": metric, "scale": r["params"], "value": value,
+            # scale = parameters at a fixed budget: with several budgets each is its own curve
+            name = f"{ability}@{r['budget']}" if several_budgets else ability
+            long_rows.append({"ability": name, "metric": metric, "scale": r["params"], "value": value,
                               "n": r.get(f"{ability}/n"), "seed": r["seed"], "budget": r["budget"]})
     with (out_dir / "emergence.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["ability", "metric", "scale", "value", "n", "seed", "budget"])
@@ -276,21 +279,29 @@ def analyse_sweep(out_dir: str | Path, n_boot: int = 200) -> dict:
 
     Writes OUT/scaling.json, OUT/emergence/verdicts.json and their plots; an analysis that needs more
     sizes than the sweep has is reported as skipped with the reason."""
+    import numpy as np
+
     from emergelab.science import emergence, scaling
 
     out_dir = Path(out_dir)
     summary: dict[str, Any] = {}
     data = scaling.read_scaling_csv(out_dir / "sweep.csv", "val_loss")
     fits = {}
-    for x in ("params", "flops"):
+    # One budget: L(params) and L(FLOPs). Several: L(FLOPs) and Chinchilla's L(N, D).
+    laws = ["params", "flops"] if len(np.unique(data["tokens"])) == 1 else ["flops", "chinchilla"]
+    for x in laws:
         try:
-            fit = scaling.fit_power_law(data[x], data["loss"], x_name=x, n_boot=n_boot)
+            if x == "chinchilla":
+                fit = scaling.fit_chinchilla(data["params"], data["tokens"], data["loss"], n_boot=n_boot)
+            else:
+                fit = scaling.fit_power_law(data[x], data["loss"], x_name=x, n_boot=n_boot)
         except UserError as e:
             fits[x] = {"skipped": str(e)}
             continue
-        fits[x] = {**fit.to_json(), "plots": scaling.plot_fit(fit, data, out_dir / f"scaling_power_{x}")}
+        stem = out_dir / ("scaling_chinchilla" if x == "chinchilla" else f"scaling_power_{x}")
+        fits[x] = {**fit.to_json(), "plots": scaling.plot_fit(fit, data, stem)}
     (out_dir / "scaling.json").write_text(json.dumps(fits, indent=1))
-    summary["scaling"] = {x: {k: f.get(k) for k in ("E", "A", "alpha", "ci95", "skipped") if k in f}
+    summary["scaling"] = {x: {k: f.get(k) for k in ("E", "A", "alpha", "B", "beta", "ci95", "skipped") if k in f}
                           for x, f in fits.items()}
     rows = emergence.read_emergence_csv(out_dir / "emergence.csv") if _has_rows(out_dir / "emergence.csv") else []
     if rows:
