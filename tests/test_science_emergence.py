@@ -18,8 +18,8 @@ def test_a_step_from_chance_is_emergent_with_the_threshold_between_the_right_sca
     v = rng.binomial(400, p) / 400
     out = emergence.analyse_curve(SCALES, v, np.full(11, 400), metric="exact_match", n_boot=50)
     assert out["emergent"] is True and out["p_emergent"] > 0.9
-    lo, hi = out["threshold"]["ci95"]
-    assert 1e6 * 0.99 <= lo <= out["threshold"]["scale"] <= hi <= 3.17e6
+    lo, hi = out["threshold_ci95"]
+    assert 1e6 * 0.99 <= lo <= out["threshold"] <= hi <= 3.17e6
 
 
 @pytest.mark.parametrize(("metric", "values"), [
@@ -60,7 +60,7 @@ def test_a_jump_that_survives_continuous_metrics_is_not_a_mirage():
               "answer_nll": {"scale": scales, "value": np.array([1.54, 1.53, 0.80, 0.001, 0.001, 0.0])}}
     out = emergence.analyse_ability(curves, n_boot=30)
     assert out["emergent"] is True and out["mirage"] is False
-    lo, hi = out["threshold"]["ci95"]
+    lo, hi = out["threshold_ci95"]
     assert lo <= 27e3 * 1.05 and hi >= 59e3 * 0.95  # the data cannot place the jump inside the gap
 
 
@@ -112,5 +112,5 @@ def test_the_shipped_example_table_is_emergent_and_not_a_mirage(tmp_path, capsys
     assert main(["emergence", str(example), "--boot", "20", "--out", str(tmp_path)]) == 0
     verdict = json.loads(capsys.readouterr().out)["add4_reversed"]
     assert verdict["emergent"] is True and verdict["mirage"] is False
-    lo, hi = verdict["threshold"]["ci95"]
+    lo, hi = verdict["threshold_ci95"]
     assert lo < 59000 and hi > 27000

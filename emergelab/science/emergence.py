@@ -204,7 +204,8 @@ def _analyse_curve(scale, value, n, metric: str, n_boot: int, seed: int, noise_f
     if result["n_scales"] < 4:
         return {**result, "emergent": None, "reason": "fewer than 4 distinct scales: cannot tell a step from a trend"}
     if np.ptp(y) == 0:
-        return {**result, "emergent": False, "reason": "flat curve", "threshold": None, "p_emergent": 0.0}
+        return {**result, "emergent": False, "reason": "flat curve", "threshold": None, "threshold_ci95": None,
+                "p_emergent": 0.0}
     sigma = _sigma(value, n_arr, proportion, noise_floor)
     fit = fit_curve(x, y, sigma)
     checks = _criterion(fit, x, proportion)
@@ -224,18 +225,19 @@ def _analyse_curve(scale, value, n, metric: str, n_boot: int, seed: int, noise_f
         fb = fit_curve(x, yb, _sigma(v, n_arr, proportion, noise_floor))
         hits += all(_criterion(fb, x, proportion).values())
         x0s.append(fb.x0)
-    threshold = None
+    threshold, threshold_ci = None, None
     if emergent:
         # The wider of the profile-likelihood interval (which covers a gap between two measured scales
         # that the data cannot resolve) and the bootstrap percentile interval.
         lo, hi = np.percentile(x0s, [2.5, 97.5]) if x0s else (fit.x0, fit.x0)
         lo, hi = min(lo, fit.x0_interval[0]), max(hi, fit.x0_interval[1])
-        threshold = {"scale": 10**fit.x0, "ci95": [10 ** float(lo), 10 ** float(hi)]}
+        threshold, threshold_ci = 10**fit.x0, [10 ** float(lo), 10 ** float(hi)]
     return {
         **result,
         "emergent": emergent,
         "p_emergent": hits / n_boot if n_boot else None,
         "threshold": threshold,
+        "threshold_ci95": threshold_ci,
         "evidence": {
             **checks,
             "delta_bic": fit.delta_bic(len(x)),
@@ -284,6 +286,7 @@ def analyse_ability(curves: dict[str, dict[str, np.ndarray]], *, n_boot: int = 2
         "emergent": p["emergent"],
         "p_emergent": p.get("p_emergent"),
         "threshold": p.get("threshold"),
+        "threshold_ci95": p.get("threshold_ci95"),
         "mirage": mirage,
         "mirage_reason": reason,
         "metrics": metrics,
@@ -355,9 +358,8 @@ def plot_ability(ability: str, curves: dict[str, dict[str, np.ndarray]], verdict
             w = f["width_decades"] / WIDTH_10_90
             ax.plot(10**xs, f["lo"] + (f["hi"] - f["lo"]) / (1 + np.exp(-(xs - f["log10_x0"]) / w)), color="C1")
         if v.get("threshold"):
-            t = v["threshold"]
-            ax.axvline(t["scale"], color="C3", ls="--", lw=1)
-            ax.axvspan(*t["ci95"], color="C3", alpha=0.12)
+            ax.axvline(v["threshold"], color="C3", ls="--", lw=1)
+            ax.axvspan(*v["threshold_ci95"], color="C3", alpha=0.12)
         ax.set_xscale("log")
         ax.set_xlabel("scale")
         tag = {True: "emergent", False: "smooth", None: "too few points"}[v["emergent"]]

@@ -315,7 +315,8 @@ def analyse_sweep(out_dir: str | Path, n_boot: int = 200) -> dict:
                     c["value"].append(r["value"])
             verdict["plots"] = emergence.plot_ability(ability, curves, verdict, out_dir / "emergence" / f"{ability}")
         _write_json_atomic_mkdir(out_dir / "emergence" / "verdicts.json", verdicts)
-        summary["emergence"] = {a: {k: v[k] for k in ("metric", "emergent", "threshold", "mirage", "mirage_reason")}
+        summary["emergence"] = {a: {k: v[k] for k in ("metric", "emergent", "threshold", "threshold_ci95", "mirage",
+                                                      "mirage_reason")}
                                 for a, v in verdicts.items()}
     return summary
 
