@@ -9,7 +9,7 @@ import sys
 from emergelab.errors import UserError
 
 # Modules under emergelab.cli that define `register(subparsers)`.
-AREAS: tuple[str, ...] = ("train", "science", "report", "serve", "rl", "tasks")
+AREAS: tuple[str, ...] = ("train", "tasks", "science", "rl", "serve", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -19,6 +20,8 @@ class Stage:
     name: str
     run: Callable[[Path, dict], dict]  # (out_dir, results of earlier stages) -> JSON-able result
     estimate_s: float  # rough wall time on the 2-core reference CPU, for the ETA
+    output: str | None = None  # sub-folder this stage writes; wiped before a (re-)run of an unfinished stage
+    always: bool = False  # re-run even when finished before (e.g. the report, which reads every other stage)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -34,16 +37,18 @@ def run_stages(stages: list[Stage], out_dir: Path, progress: bool = True) -> dic
     results: dict[str, dict] = {}
     total = sum(s.estimate_s for s in stages)
     show = progress and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
-    bar = tqdm(total=round(total), desc="demo", unit="s(est)", disable=not show, dynamic_ncols=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| stage {postfix} [{elapsed}<{remaining}]")
+    bar = tqdm(total=round(total), desc="demo", disable=not show, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     for stage in stages:
         marker = done_dir / f"{stage.name}.json"
-        bar.set_postfix_str(stage.name)
-        if marker.exists():
+        bar.set_description_str(f"demo [{stage.name}]")
+        if marker.exists() and not stage.always:
             results[stage.name] = json.loads(marker.read_text())
             bar.update(round(stage.estimate_s))
             continue
         t0 = time.time()
+        if stage.output:  # a half-written output of a crashed attempt must not block the re-run
+            shutil.rmtree(out_dir / stage.output, ignore_errors=True)
         try:
             result = stage.run(out_dir, results)
             result = {"status": "ok", **(result or {})}
