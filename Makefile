@@ -6,7 +6,7 @@ PROFILE ?= quick
 OUT ?= runs/demo
 REQS := requirements.txt requirements-dev.txt $(wildcard requirements-*.txt) pyproject.toml
 
-.PHONY: venv demo test test-fast test-slow lint bench clean
+.PHONY: venv extras demo test test-slow lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -17,6 +17,11 @@ $(VENV)/.installed: $(REQS)
 	$(PY) -m pip install -q -e . --no-deps
 	@touch $@
 
+## optional extras the slow tests use: serve/GGUF/browser (Debian chromium via apt) and Ray
+extras: venv
+	bash scripts/setup_browser_tests.sh
+	$(PY) -m pip install -q -r requirements-ray.txt
+
 ## the main job: build the embedded data, train, post-train, measure, write the report
 demo: venv
 	$(VENV)/bin/emergelab demo --profile $(PROFILE) --out $(OUT)
@@ -24,7 +29,7 @@ demo: venv
 ## the tests: fast ones always; slow end-to-end ones too when CI=true (or `make test-slow`)
 test: venv
 	$(PY) -m pytest -m "not slow" -q
-	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory test-slow; fi
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory extras test-slow; fi
 
 test-slow: venv
 	$(PY) -m pytest -m slow -q
