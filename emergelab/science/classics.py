@@ -193,6 +193,9 @@ def fgsm_experiment(out_dir: str | Path, profile: str = "quick", seed: int = 0) 
         "random_noise_accuracy_drop": clean - chosen["acc_random_sign"],
         "off_manifold_part_accuracy_drop": clean - chosen["acc_fgsm_normal_part_only"],
         "on_manifold_part_accuracy_drop": clean - chosen["acc_fgsm_manifold_part_only"],
+        # essay 003's claim: the damaging direction is the normal bundle (off the data manifold)
+        "off_manifold_part_does_most_damage":
+            chosen["acc_fgsm_normal_part_only"] < chosen["acc_fgsm_manifold_part_only"],
         "curve": rows,
         "plots": plots,
     }
