@@ -137,10 +137,11 @@ def evaluate_task(model, tokenizer, task: Task | str, shots: int = 0, fmt: str =
     for label, keep in (("correct", 1.0), ("wrong", 0.0)):
         lens = [t for t, s in zip(n_tokens, scores) if (s >= 1.0) == (keep == 1.0)]
         row[f"mean_tokens_{label}"] = sum(lens) / len(lens) if lens else None
-    row["examples"] = [_transcript(ex, tokenizer.decode(p), c, v)
+    cut = len(PREFIX[fmt])  # transcripts show the generated text; the prompt already ends with the prefix
+    row["examples"] = [_transcript(ex, tokenizer.decode(p), c[cut:], v)
                        for ex, p, c, v in list(zip(examples, prompts, completions, verdicts))[:n_examples]]
     if keep_items:
-        row["items"] = [{**_transcript(ex, None, c, v), **m}
+        row["items"] = [{**_transcript(ex, None, c[cut:], v), **m}
                         for ex, c, v, m in zip(examples, completions, verdicts, per_item)]
     return row
 
