@@ -124,10 +124,10 @@ class LetterTokenizer:
 
 def test_stop_string_ends_the_completion_at_the_first_match():
     model, tok = model_(), LetterTokenizer()
-    free = generate(model, PROMPTS, SamplingParams(max_new_tokens=12, temperature=0))
+    free = generate(model, PROMPTS, SamplingParams(max_new_tokens=40, temperature=0))
     text = tok.decode(free[0].tokens)
-    stop = text[3:5]
-    out = generate(model, PROMPTS, SamplingParams(max_new_tokens=12, temperature=0, stop_strings=(stop,)),
+    stop = text[25:28]  # deep enough that only a tail window of the text is decoded when it appears
+    out = generate(model, PROMPTS, SamplingParams(max_new_tokens=40, temperature=0, stop_strings=(stop,)),
                    tokenizer=tok)
     for f, o in zip(free, out):
         t = tok.decode(f.tokens)

@@ -113,6 +113,8 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
     rows = list(range(B))
     stop_ids = torch.tensor(sorted(set(p.stop_token_ids)), device=dev, dtype=torch.long)
     texts: list[list[int]] = [[] for _ in range(B)] if p.stop_strings else []
+    # a new match must end in the newest token, so decoding a tail window suffices (<= 4 tokens per char)
+    window = 4 * max((len(s) for s in p.stop_strings), default=0) + 4
     for step in range(N):
         nxt = sample_next(logits, p, gen)
         lp = logits.log_softmax(-1).gather(-1, nxt[:, None]).squeeze(-1)
@@ -125,7 +127,8 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
             done = done or [False] * len(rows)
             for j, (r, t) in enumerate(zip(rows, nxt.tolist())):
                 texts[r].append(t)
-                done[j] = done[j] or any(s in tokenizer.decode(texts[r]) for s in p.stop_strings)
+                tail = tokenizer.decode(texts[r][-window:])
+                done[j] = done[j] or any(s in tail for s in p.stop_strings)
         for r, d in zip(rows, done):
             if d:
                 length[r], finish[r] = step + 1, "stop"
