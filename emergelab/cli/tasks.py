@@ -119,7 +119,7 @@ def register(subparsers) -> None:
     q.set_defaults(func=cmd_data_build)
     p.set_defaults(func=lambda a: p.print_help() or 1)
 
-    p = subparsers.add_parser("eval", help="score a run on tasks: exact match [95% CI], continuous metrics, chance")
+    p = subparsers.add_parser("eval", help="score a run on tasks: exact match [95%% CI], continuous metrics, chance")
     p.add_argument("run", help="run directory")
     p.add_argument("--tasks", default=None,
                    help="task specs, comma-separated (default: the tasks of the run's corpus manifest)")
