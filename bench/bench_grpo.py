@@ -24,6 +24,7 @@ from emergelab.data.tokenizer import char_tokenizer
 from emergelab.model import GPT, ModelConfig
 from emergelab.rl.trainer import RLConfig, train_grpo
 from emergelab.runs import save_checkpoint
+from emergelab.tasks.base import sampling_stops
 from emergelab.tasks.registry import get_task
 
 SIZES = {"100k": (2, 64, 4), "1m": (4, 128, 4), "4m": (6, 224, 7)}
@@ -56,7 +57,6 @@ def bench_emergelab(run: Path, root: Path, steps: int) -> float:
 
 def bench_trl(model: GPT, tok, root: Path, steps: int) -> float | str:
     try:
-        from datasets import Dataset
         from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
         from trl import GRPOConfig, GRPOTrainer
     except ImportError as e:
@@ -67,7 +67,11 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> float | str:
     task = get_task(TASK)
     examples = task.generate(P * (steps + 1), "train", seed=0)
     by_prompt = {ex.prompt: ex for ex in examples}
-    data = Dataset.from_list([{"prompt": ex.prompt} for ex in examples])
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    # an explicit fingerprint skips datasets' dill hashing (which fails on this pyarrow build)
+    data = Dataset(InMemoryTable.from_pydict({"prompt": [ex.prompt for ex in examples]}), fingerprint="bench")
 
     def accuracy(prompts, completions, **_):
         return [task.verify(by_prompt[p], c).score for p, c in zip(prompts, completions)]
@@ -75,7 +79,9 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> float | str:
     hf_tok = PreTrainedTokenizerFast.from_pretrained(hf_dir)
     args = GRPOConfig(output_dir=str(root / "trl"), per_device_train_batch_size=P * G, num_generations=G,
                       max_completion_length=MAX_NEW, max_steps=steps + 1, learning_rate=1e-4, beta=0.0,
-                      logging_steps=1, report_to=[], use_cpu=True, save_strategy="no", temperature=1.0)
+                      logging_steps=1, report_to=[], use_cpu=True, save_strategy="no", temperature=1.0,
+                      # the same stop rule as ours: <eos> or a newline ends a completion
+                      generation_kwargs={"eos_token_id": list(sampling_stops(tok)["stop_token_ids"])})
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(hf_dir), reward_funcs=accuracy, args=args,
                           train_dataset=data, processing_class=hf_tok)
     stamps: list[float] = []
