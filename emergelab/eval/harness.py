@@ -73,6 +73,29 @@ def _max_new_tokens(tokenizer, task: Task, examples: list[Example], fmt: str) ->
     return int(longest * 1.5) + 8
 
 
+def greedy_completions(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int,
+                       seed: int = 0, desc: str = "eval", progress: bool = True) -> tuple[list[str], list[int]]:
+    """Greedy completions (decoded text, token count) for token prompts, in batches, with the task stop rule."""
+    texts: list[str] = []
+    n_tokens: list[int] = []
+    show = progress and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(prompts), desc=desc, unit="item", disable=None if show else True)
+    block = model.cfg.block_size
+    for i in range(0, len(prompts), batch_size):
+        chunk = prompts[i:i + batch_size]
+        room = block - max(len(p) for p in chunk)
+        params = SamplingParams(max_new_tokens=max(1, min(max_new_tokens, room)), temperature=0.0, seed=seed,
+                                **sampling_stops(tokenizer))
+        for c in generate(model, chunk, params, tokenizer=tokenizer):
+            texts.append(tokenizer.decode(c.tokens))
+            n_tokens.append(len(c.tokens))
+        bar.update(len(chunk))
+    bar.close()
+    return texts, n_tokens
+
+
 def evaluate_task(model, tokenizer, task: Task | str, shots: int = 0, fmt: str = "direct", n: int = 500,
                   seed: int = 0, batch_size: int = 64, template: str = "plain", split: str = "test",
                   max_new_tokens: int | None = None, keep_items: bool = False, n_examples: int = 5,
@@ -95,23 +118,9 @@ def evaluate_task(model, tokenizer, task: Task | str, shots: int = 0, fmt: str =
         raise UserError(f"--shots: a {shots}-shot prompt of {task.spec} is {too_long} tokens, more than the "
                         f"model's block_size {block} — use fewer shots")
 
-    completions: list[str] = []
-    n_tokens: list[int] = []
-    show = progress and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(prompts), desc=f"eval {task.spec} {shots}-shot {fmt}", unit="item",
-               disable=None if show else True)
-    for i in range(0, len(prompts), batch_size):
-        chunk = prompts[i:i + batch_size]
-        room = block - max(len(p) for p in chunk)
-        params = SamplingParams(max_new_tokens=max(1, min(budget, room)), temperature=0.0, seed=seed,
-                                **sampling_stops(tokenizer))
-        for c in generate(model, chunk, params, tokenizer=tokenizer):
-            completions.append(PREFIX[fmt] + tokenizer.decode(c.tokens))
-            n_tokens.append(len(c.tokens))
-        bar.update(len(chunk))
-    bar.close()
+    texts, n_tokens = greedy_completions(model, tokenizer, prompts, budget, batch_size, seed,
+                                         f"eval {task.spec} {shots}-shot {fmt}", progress)
+    completions = [PREFIX[fmt] + t for t in texts]
 
     verdicts = [task.verify(ex, text) for ex, text in zip(examples, completions)]
     per_item = [task.continuous_metrics(ex, text) for ex, text in zip(examples, completions)]
