@@ -99,6 +99,7 @@ def _loss(cfg: GrokkingConfig, logits: torch.Tensor, labels: torch.Tensor) -> to
 
 def train_grokking(cfg: GrokkingConfig) -> list[dict]:
     """Full-batch training; returns one record per `eval_every` epochs (accuracies, losses, weight norm)."""
+    from emergelab.runs import resolve_device
     from emergelab.science.common import progress
 
     if cfg.model not in ("mlp", "transformer"):
@@ -106,7 +107,7 @@ def train_grokking(cfg: GrokkingConfig) -> list[dict]:
 
         raise UserError(f"model: {cfg.model!r} is not a grokking model — use mlp or transformer")
     torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     x_tr, y_tr, x_te, y_te = (t.to(device) for t in modular_addition_split(cfg.p, cfg.train_fraction, cfg.seed))
     model = (QuadraticMLP(cfg.p, cfg.hidden) if cfg.model == "mlp" else SequenceModel(cfg)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, cfg.beta2))

@@ -114,10 +114,11 @@ def evaluate(model, tokens: torch.Tensor, n: torch.Tensor) -> dict:
 def train_icl(cfg: ICLConfig, n_layer: int) -> list[dict]:
     """Train one attention-only model; one evaluation record per `eval_every` steps (and step 0)."""
     from emergelab.model import GPT, ModelConfig
+    from emergelab.runs import resolve_device
     from emergelab.science.common import progress
 
     torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device)
+    device = resolve_device(cfg.device)
     model = GPT(ModelConfig(vocab_size=cfg.vocab_size, n_layer=n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
                             block_size=cfg.seq_len, use_mlp=False)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
