@@ -12,8 +12,11 @@ from emergelab.errors import UserError
 
 # name → (n_layer, n_embd, n_head)
 SIZES: dict[str, tuple[int, int, int]] = {
+    "5k": (1, 16, 2),
     "10k": (1, 24, 2),
+    "15k": (2, 24, 2),
     "30k": (2, 32, 4),
+    "50k": (2, 48, 4),
     "100k": (2, 64, 4),
     "300k": (3, 96, 4),
     "1m": (4, 128, 4),

@@ -35,6 +35,20 @@ CORPUS: dict[str, Any] = {
     ],
 }
 
+# The quick profile's corpus: only the abilities it scores, so small models see enough of each in
+# minutes (EXPERIMENTS.md's effects needed ~1,500 steps of a single task).
+QUICK_CORPUS: dict[str, Any] = {
+    "seed": 0,
+    "documents": 40000,
+    "val_fraction": 0.05,
+    "tasks": [
+        {"task": "add:digits=4,format=reversed,pad=true", "weight": 4},
+        {"task": "add:digits=6", "weight": 5, "cot": 0.3, "self_correct": 0.05},
+        {"task": "syllogism:hops=1-3", "weight": 2, "cot": 0.3},
+        {"task": "lexicon:size=4", "weight": 1, "lines": [2, 6]},
+    ],
+}
+
 # Abilities scored at every size (the sweep's `eval.abilities`; see configs/sweep_emergence.yaml).
 ABILITIES: list[dict[str, Any]] = [
     {"ability": "add4_reversed", "task": "add:digits=4,format=reversed,pad=true", "shots": 0, "cot": False},
@@ -66,15 +80,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         "threads": 1,
     },
     "quick": {
-        "corpus": CORPUS,
-        "sizes": ["10k", "30k", "100k", "300k"],
-        "pretrain": {"max_steps": 600, "batch_size": 32, "seq_len": 128, "eval_every": 200, "eval_batches": 8,
-                     "warmup_steps": 50, "block_size": 256},
+        "corpus": QUICK_CORPUS,
+        # around EXPERIMENTS.md's reversed-addition jump (27k → 59k parameters at 1,500 steps)
+        "sizes": ["5k", "15k", "30k", "50k", "100k"],
+        "pretrain": {"max_steps": 1500, "batch_size": 32, "seq_len": 128, "eval_every": 250, "eval_batches": 8,
+                     "warmup_steps": 100, "block_size": 256},
         "eval_n": 200,
         "experiments": "quick",
         "rl": {"rl.steps": 40},
         "tts": {"n_items": 100, "samples": [1, 2, 4, 8, 16], "budgets": [8, 16, 32, 64], "max_new_tokens": 96},
-        "distill": {"task": "add:digits=6", "n": 400, "samples": 4, "student_size": "30k", "sft": []},
+        "distill": {"task": "add:digits=6", "n": 400, "samples": 4, "student_size": "15k", "sft": []},
         "cot_bridge_n": 100,
         "threads": 1,
     },
