@@ -12,6 +12,7 @@ from emergelab.tasks.scoring import char_accuracy, edit_distance, extract_answer
 
 SPECS = [
     "add:digits=3", "add:digits=6,format=reversed,pad=true", "sub:digits=4", "mul:digits=3,digits_b=2",
+    "add:digits=4,format=reversed,pad=true,hints=true", "sub:digits=5,hints=true",
     "expr:terms=4", "countdown", "countdown:numbers=4", "syllogism", "syllogism:hops=3-5,vocab=mixed",
     "syllogism:hops=5,vocab=real,content=conflict", "lexicon", "labels:classes=3", "copy", "modular:test_fraction=0.3",
     "modular:op=/,test_fraction=0.3", "analogy",

@@ -28,6 +28,23 @@ def test_arithmetic_verifier_agrees_with_python_ints(op, fmt, pad):
         assert task.verify(ex, f"<answer>{wrong}</answer>").score == 0.0
 
 
+@pytest.mark.parametrize("fmt", ["plain", "reversed"])
+def test_index_hints_label_every_digit_with_its_place(fmt):
+    task = get_task(f"add:digits=5,format={fmt},hints=true")
+    for ex in task.generate(200, "test", seed=0):
+        a, b = map(int, re.sub("[a-z]", "", ex.prompt)[:-1].split("+"))
+        digits = re.sub("[a-z]", "", ex.answer)
+        assert int(digits[::-1] if fmt == "reversed" else digits) == a + b
+        letters = re.sub("[0-9]", "", ex.answer)  # one distinct letter per place, the same set as operands'
+        assert len(letters) == len(digits) == len(set(letters))
+        places = dict(zip(letters, digits))  # letter -> digit; the units letter holds (a + b) % 10
+        units = ex.prompt[ex.prompt.index("+") - 2]  # the letter before operand a's last digit
+        assert int(places[units]) == (a + b) % 10
+        assert task.verify(ex, f"<answer>{ex.answer}</answer>").score == 1.0
+        assert task.verify(ex, f"<answer>{digits}</answer>").score == 0.0  # hints are part of the format
+        assert task.continuous_metrics(ex, f"<answer>{digits}</answer>")["char_accuracy"] == 1.0
+
+
 def test_addition_scratchpad_columns_spell_the_answer():
     task = get_task("add:digits=6")
     for ex in task.generate(200, "test", seed=1):

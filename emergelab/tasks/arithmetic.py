@@ -3,6 +3,9 @@
 Formats (Lee et al. 2023, "Teaching Arithmetic to Small Transformers"): `plain` writes the result
 most-significant digit first; `reversed` writes it least-significant digit first, which lets a
 left-to-right model emit each digit once its carry is known. Reversed prompts start with "r" ("r58+67=" -> "521").
+`hints=true` adds index hints (Zhou et al. 2024, "What algorithms can transformers learn?"): every
+digit is preceded by a letter naming its place (units "d", tens "f", ...: "f5d8+f6d7=" -> "g1f2d5"),
+so a rotary-position model finds the digits of a column by content instead of by counting positions.
 `pad=true` zero-pads operands to
 `digits` and the result to its maximal width. The chain of thought is a column-by-column scratchpad:
 
@@ -23,6 +26,18 @@ from emergelab.tasks.scoring import char_accuracy, extract_answer, normalized_ed
 
 OPS = {"add": "+", "sub": "-", "mul": "*"}
 FORMATS = ("plain", "reversed")
+# place letters for index hints, units first; none of r (reversed), c/b (carry/borrow), "wait, check"
+HINTS = "dfgjlmnopqsuvxyz"
+
+
+def _with_hints(digits: str, low_first: bool) -> str:
+    """Label each digit with its place letter: "58" -> "f5d8" (or, written low first, "85" -> "d8f5")."""
+    n = len(digits)
+    return "".join(HINTS[i if low_first else n - 1 - i] + c for i, c in enumerate(digits))
+
+
+def _strip_hints(text: str) -> str:
+    return "".join(c for c in text if c not in HINTS)
 
 
 def _digits_low_first(x: int, width: int) -> list[int]:
@@ -36,7 +51,7 @@ class Arithmetic(Task):
     supports_self_correction = True
 
     def __init__(self, op: str = "add", digits: int = 3, digits_b: int | None = None,
-                 format: str = "plain", pad: bool = False, **options: Any) -> None:
+                 format: str = "plain", pad: bool = False, hints: bool = False, **options: Any) -> None:
         super().__init__(**options)
         if op not in OPS:
             raise UserError(f"op: {op!r} is not an arithmetic operation — use one of {', '.join(OPS)}")
@@ -44,9 +59,11 @@ class Arithmetic(Task):
             raise UserError(f"format: {format!r} is not a format — use plain or reversed")
         if not 1 <= int(digits) <= 12 or (digits_b is not None and not 1 <= int(digits_b) <= 12):
             raise UserError("digits: must be between 1 and 12")
-        self.name, self.op, self.format, self.pad = op, op, format, bool(pad)
+        self.name, self.op, self.format, self.pad, self.hints = op, op, format, bool(pad), bool(hints)
         self.digits = int(digits)
         self.digits_b = int(digits_b) if digits_b is not None else self.digits
+        if self.hints and self.result_width > len(HINTS):
+            raise UserError(f"hints: results of {self.result_width} digits need more than {len(HINTS)} place letters")
         self.description = {"add": "n-digit addition", "sub": "n-digit subtraction (a >= b)",
                             "mul": "n-digit multiplication"}[op]
 
@@ -58,6 +75,8 @@ class Arithmetic(Task):
             opts["format"] = self.format
         if self.pad:
             opts["pad"] = True
+        if self.hints:
+            opts["hints"] = True
         return opts
 
     @property
@@ -70,12 +89,15 @@ class Arithmetic(Task):
         return self.digits + self.digits_b
 
     def _num(self, x: int, width: int) -> str:
-        return str(x).zfill(width) if self.pad else str(x)
+        s = str(x).zfill(width) if self.pad else str(x)
+        return _with_hints(s, low_first=False) if self.hints else s
 
     def result_text(self, value: int) -> str:
         """The result as the model must write it in this task's format."""
         s = str(value).zfill(self.result_width) if self.pad else str(value)
-        return s[::-1] if self.format == "reversed" else s
+        low_first = self.format == "reversed"
+        s = s[::-1] if low_first else s
+        return _with_hints(s, low_first) if self.hints else s
 
     def _sample(self, rng: random.Random) -> Example:
         a = rng.randrange(10**self.digits)
@@ -89,7 +111,7 @@ class Arithmetic(Task):
         # reversed items are marked ("r" prefix) so one corpus can hold both formats unambiguously
         mark = "r" if self.format == "reversed" else ""
         prompt = f"{mark}{self._num(a, self.digits)}{OPS[self.op]}{self._num(b, self.digits_b)}="
-        meta = {"a": a, "b": b, "op": OPS[self.op], "format": self.format, "pad": self.pad}
+        meta = {"a": a, "b": b, "op": OPS[self.op], "format": self.format, "pad": self.pad, "hints": self.hints}
         return Example(prompt, self.result_text(value), self._scratchpad(a, b), meta)
 
     def key(self, example: Example) -> str:
@@ -125,16 +147,21 @@ class Arithmetic(Task):
         return steps
 
     def _scratchpad(self, a: int, b: int) -> str:
-        return ";".join(f"{lhs}={rhs}" for lhs, rhs in self._steps(a, b))
+        return ";".join(self._step_texts(self._steps(a, b)))
+
+    def _step_texts(self, steps: list[tuple[str, str]]) -> list[str]:
+        """"lhs=rhs" per step; with hints, column steps start with their place letter ("d:8+7+0=5 c1")."""
+        label = self.hints and self.op != "mul"
+        return [f"{HINTS[i]}:{lhs}={rhs}" if label else f"{lhs}={rhs}" for i, (lhs, rhs) in enumerate(steps)]
 
     def self_corrected_cot(self, example: Example, seed: int = 0) -> str:
         steps = self._steps(example.meta["a"], example.meta["b"])
         rng = random.Random(f"{self.spec}|selfcorrect|{example.prompt}|{seed}")
         i = rng.randrange(len(steps))
-        lhs, rhs = steps[i]
-        wrong = _perturb(rhs, rng)
-        parts = [f"{l}={r}" for l, r in steps]
-        parts[i] = f"{lhs}={wrong} wait, check: {lhs}={rhs}"
+        wrong = list(steps)
+        wrong[i] = (steps[i][0], _perturb(steps[i][1], rng))
+        parts = self._step_texts(steps)
+        parts[i] = f"{self._step_texts(wrong)[i]} wait, check: {parts[i]}"
         return ";".join(parts)
 
     # ---- verification -----------------------------------------------------------------------
@@ -146,7 +173,7 @@ class Arithmetic(Task):
     def check(self, example: Example, predicted: str) -> tuple[bool, str]:
         want = self.expected(example)
         got = predicted.strip()
-        if self.format == "plain" and not self.pad and got.lstrip("-").isdigit():
+        if self.format == "plain" and not self.pad and not self.hints and got.lstrip("-").isdigit():
             ok = int(got) == int(want)
         else:
             ok = got == want
@@ -154,7 +181,7 @@ class Arithmetic(Task):
 
     def continuous_metrics(self, example: Example, completion: str) -> dict[str, float]:
         predicted, _, _ = extract_answer(completion)
-        pred, want = predicted or "", self.expected(example)
+        pred, want = _strip_hints(predicted or ""), _strip_hints(self.expected(example))
         align = "left" if self.format == "reversed" else "right"  # units digit aligned either way
         return {"char_accuracy": char_accuracy(pred, want, align=align),
                 "edit_distance": normalized_edit_distance(pred, want)}
