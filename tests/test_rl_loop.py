@@ -89,3 +89,23 @@ def test_micro_batching_gives_the_same_update_as_the_full_batch(tmp_path):
         params.append(load_model(tmp_path / f"rl{mb}")[0].state_dict())
     for k in params[0]:
         torch.testing.assert_close(params[0][k], params[1][k], rtol=1e-4, atol=1e-6)
+
+
+class Unreachable(IsSmall):
+    """An answer the model can never write (its characters are not in the vocabulary)."""
+
+    name = "unreachable"
+
+    def _sample(self, rng: random.Random) -> Example:
+        ex = super()._sample(rng)
+        return Example(ex.prompt, "zz")
+
+
+def test_batches_without_learning_signal_leave_the_weights_unchanged(tmp_path):
+    base = _base_run(tmp_path)
+    cfg = RLConfig(task=f"{__file__}:Unreachable", steps=3, prompts_per_step=4, group_size=4, max_new_tokens=2,
+                   lr=1e-2, weight_decay=0.1, beta=0.0, eval_every=100, eval_n=4, progress=False)
+    train_grpo(cfg, base, tmp_path / "rl")  # an AdamW step would at least apply weight decay
+    assert all(r["skipped"] == 1 for r in _rows(tmp_path / "rl") if r["step"] > 0)
+    before, after = load_model(base)[0].state_dict(), load_model(tmp_path / "rl")[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

@@ -218,6 +218,10 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         idx, targets, mask = pack_sequences([prompt_ids[c.prompt_index] for c in comps],
                                             [c.tokens for c in comps], tok.pad_id or 0)
         idx, targets, mask = idx.to(device), targets.to(device), mask.to(device)
+        # Every group has zero reward variance (all advantages 0) and β = 0: the batch carries no learning
+        # signal. Skip the optimizer step, because AdamW would otherwise keep moving the weights along its
+        # momentum from earlier batches, a drift that no reward asked for.
+        no_signal = bool((adv == 0).all()) and cfg.beta == 0
         N, mb = idx.shape[0], cfg.micro_batch or idx.shape[0]
         chunks = [slice(a, min(a + mb, N)) for a in range(0, N, mb)]
         n_tok = int(mask.sum())
@@ -241,6 +245,8 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
                 for k, v in st.items():
                     stat_sums[k] = stat_sums.get(k, 0.0) + w * v
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+            if no_signal:
+                continue  # see below: Adam's momentum would still move the policy on a zero gradient
             opt.step()
         stats = stat_sums
         loss = torch.tensor(loss_sum)
@@ -260,7 +266,7 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
             f"pass_at_{G}": mean_or_nan([pass_at_k(G, c, G) for c in correct_per_group]),
             "zero_var_frac": float((R.std(dim=1) == 0).float().mean()),
             "entropy": ent_sum / max(n_tok, 1),
-            "self_check_base": self_check_base,
+            "self_check_base": self_check_base, "skipped": int(no_signal),
             "step_s": time.perf_counter() - t0, "gen_s": t_gen,
             **stats,
         }
