@@ -118,3 +118,24 @@ def test_natural_text_paragraphs_become_documents(tmp_path):
     assert m["documents"] == {"train": 13, "val": 0, "text": 3}
     for para in ("the first paragraph.\nstill the first.\n<eos>", "the second one.\n<eos>", "the third.\n<eos>"):
         assert para in train
+
+
+def test_answer_mask_marks_tags_through_end_of_line_and_eos():
+    from emergelab.data.tokenizer import char_tokenizer
+    from emergelab.tasks.corpus import answer_mask
+
+    tok = char_tokenizer("0123456789+=r\nab>-")
+    text = "12+3=<answer>15</answer>\n<eos>r1+1=<think>1+1</think><answer>2</answer>\nab->a<answer>b</answer>\n<eos>"
+    ids = tok.encode(text)
+    mask = answer_mask(ids, tok)
+    # oracle: walk the decoded pieces; a piece is an answer from an opening tag to its line's newline
+    pieces = [tok.decode([i]) for i in ids]
+    want, inside = [], False
+    for p in pieces:
+        inside = inside or p in ("<think>", "<answer>")
+        want.append(inside or p == "<eos>")
+        if p == "\n":
+            inside = False
+    assert mask.tolist() == want
+    marked = "".join(p for p, m in zip(pieces, mask) if m)
+    assert marked == "<answer>15</answer>\n<eos><think>1+1</think><answer>2</answer>\n<answer>b</answer>\n<eos>"
