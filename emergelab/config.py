@@ -29,6 +29,9 @@ class DataConfig:
     tokenizer: str = "char"  # "char", "bpe", or a path to an existing tokenizer.json
     bpe_vocab_size: int = 1024
     val_fraction: float = 0.05  # used when the corpus has no separate val.txt
+    # "answers": the loss only on answer/chain-of-thought spans and <eos> (see tasks.corpus.answer_mask);
+    # with it on every token, random operands dominate the loss and small models stall on arithmetic
+    loss_on: str = "all"
 
     def validate(self) -> None:
         if not self.corpus and not self.text_files:
@@ -43,6 +46,8 @@ class DataConfig:
         if self.tokenizer not in ("char", "bpe") and not Path(self.tokenizer).exists():
             raise UserError(f"data.tokenizer={self.tokenizer!r} is neither 'char', 'bpe' nor an existing "
                             "tokenizer.json path")
+        if self.loss_on not in ("all", "answers"):
+            raise UserError(f"data.loss_on={self.loss_on!r} must be 'all' or 'answers'")
         if not 0.0 < self.val_fraction < 0.5:
             raise UserError(f"data.val_fraction={self.val_fraction} must be in (0, 0.5)")
 

@@ -82,6 +82,8 @@ class TokenData:
     train: np.ndarray
     val: np.ndarray
     bytes_per_token: dict[str, float]
+    train_mask: np.ndarray | None = None  # 1 where a token is scored (data.loss_on=answers)
+    val_mask: np.ndarray | None = None
 
     @classmethod
     def prepare(cls, tokenizer: Tokenizer, train_text: str, val_text: str, out_dir: Path) -> TokenData:
@@ -107,20 +109,33 @@ class TokenData:
             return np.memmap(out_dir / f"{name}.bin", dtype=dtype, mode="r", shape=(n,)) if n else \
                 np.zeros(0, dtype=dtype)
 
-        return cls(train=mm("train"), val=mm("val"), bytes_per_token=meta["bytes_per_token"])
+        def mask(name: str) -> np.ndarray | None:
+            path = out_dir / f"{name}_mask.bin"
+            return np.memmap(path, dtype=np.uint8, mode="r", shape=(meta[f"{name}_tokens"],)) \
+                if path.exists() and meta[f"{name}_tokens"] else None
+
+        return cls(train=mm("train"), val=mm("val"), bytes_per_token=meta["bytes_per_token"],
+                   train_mask=mask("train"), val_mask=mask("val"))
+
+    @staticmethod
+    def write_mask(out_dir: Path, split: str, mask: np.ndarray) -> None:
+        tmp = out_dir / f"{split}_mask.tmp"
+        mask.astype(np.uint8).tofile(tmp)
+        tmp.replace(out_dir / f"{split}_mask.bin")
 
 
 class BatchSampler:
     """Deterministic random windows: batch(step, micro, rank) depends only on its arguments and the seed."""
 
     def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, grad_accum: int = 1,
-                 world_size: int = 1, seed: int = 0, split: str = "train"):
+                 world_size: int = 1, seed: int = 0, split: str = "train", mask: np.ndarray | None = None):
         if len(tokens) < seq_len + 2:
             raise UserError(f"data: the {split} split has {len(tokens)} tokens, fewer than train.seq_len+1="
                             f"{seq_len + 1} — add data or lower train.seq_len")
         self.tokens, self.seq_len = tokens, seq_len
         self.batch_size, self.grad_accum, self.world_size = batch_size, grad_accum, world_size
         self.seed, self.split_id = seed, {"train": 0, "val": 1}[split]
+        self.mask = mask
 
     def offsets(self, step: int) -> np.ndarray:
         """(grad_accum, world_size, batch_size) window starts of one optimizer step's global batch."""
@@ -133,4 +148,7 @@ class BatchSampler:
         starts = self.offsets(step)[micro, rank]
         idx = starts[:, None] + np.arange(self.seq_len + 1)[None, :]
         window = torch.from_numpy(self.tokens[idx].astype(np.int64))
-        return window[:, :-1], window[:, 1:]
+        x, y = window[:, :-1], window[:, 1:].clone()
+        if self.mask is not None:  # unscored targets are ignored by the loss
+            y[torch.from_numpy(self.mask[idx][:, 1:] == 0)] = -100
+        return x, y

@@ -8,15 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emergelab.demo.profiles import ABILITIES, get_profile
+from emergelab.demo.profiles import ABILITIES, ADD6, get_profile
 from emergelab.demo.stages import Stage, run_stages
 from emergelab.errors import UserError
 
 
 def _sweep_recipe(p: dict) -> dict:
     pre = p["pretrain"]
-    overrides = {f"train.{k}": v for k, v in pre.items() if k != "block_size"}
+    overrides = {f"train.{k}": v for k, v in pre.items() if k not in ("block_size", "loss_on")}
     overrides["model.block_size"] = pre["block_size"]
+    overrides["data.loss_on"] = pre.get("loss_on", "all")
     overrides["train.ckpt_every"] = pre["max_steps"]
     overrides.pop("train.max_steps")
     return {"corpus_recipe": p["corpus"], "sizes": p["sizes"], "steps": [pre["max_steps"]], "seeds": [0],
@@ -70,7 +71,7 @@ def build_stages(profile_name: str, jobs: int) -> list[Stage]:
         from emergelab.eval.tts import test_time_scaling
 
         t = p["tts"]
-        result = test_time_scaling(out / "r1_zero" / "rl", "add:digits=6", n_items=t["n_items"],
+        result = test_time_scaling(out / "r1_zero" / "rl", ADD6, n_items=t["n_items"],
                                    samples=t["samples"], budgets=t["budgets"], max_new_tokens=t["max_new_tokens"],
                                    out=out / "tts")
         return {"summary": result["summary"]}
@@ -112,7 +113,8 @@ def build_stages(profile_name: str, jobs: int) -> list[Stage]:
         Stage("tts", tts, 60 * scale, "tts"),
         Stage("distill", distill, 120 * scale, "distill"),
         Stage("cot_bridge", experiment("cot-bridge", "cot_bridge",
-                                       lambda out: {"sweep": str(out / "sweep"), "n": p["cot_bridge_n"]}),
+                                       lambda out: {"sweep": str(out / "sweep"), "n": p["cot_bridge_n"],
+                                                    "task": ADD6}),
               30 * scale, "cot_bridge"),
         Stage("attention", attention, 5 * scale, "attention"),
         Stage("report", report, 5 * scale, always=True),

@@ -7,6 +7,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from emergelab.config import PretrainConfig, load_pretrain_config, to_dict, write_yaml
@@ -37,8 +38,9 @@ def derive_max_steps(cfg: PretrainConfig, world_size: int) -> int:
     return max(1, math.ceil(cfg.train.tokens / tokens_per_step))
 
 
-def make_val_eval(val: BatchSampler, n_batches: int, bytes_per_token: float, world: World):
-    """eval_fn: mean val loss over fixed batches → val_loss, val_ppl, val_bpb (bits per UTF-8 byte)."""
+def make_val_eval(val: BatchSampler, n_batches: int, bytes_per_token: float | None, world: World):
+    """eval_fn: mean val loss over fixed batches → val_loss, val_ppl, val_bpb (bits per UTF-8 byte; omitted
+    when `bytes_per_token` is None, i.e. when only answer tokens are scored)."""
 
     def evaluate(model: torch.nn.Module) -> dict:
         device = next(model.parameters()).device
@@ -47,8 +49,10 @@ def make_val_eval(val: BatchSampler, n_batches: int, bytes_per_token: float, wor
             x, y = val.batch(i, 0, world.rank)
             losses.append(model(x.to(device), targets=y.to(device)).loss.item())
         loss = all_reduce_mean(sum(losses) / len(losses), world, device)
-        return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50.0)),
-                "val_bpb": loss / math.log(2) / bytes_per_token}
+        out = {"val_loss": loss, "val_ppl": math.exp(min(loss, 50.0))}
+        if bytes_per_token is not None:
+            out["val_bpb"] = loss / math.log(2) / bytes_per_token
+        return out
 
     return evaluate
 
@@ -83,7 +87,12 @@ def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overr
             train_text, val_text = read_corpus_texts(cfg.data.corpus, cfg.data.text_files, cfg.data.val_fraction)
             tokenizer = build_tokenizer(cfg.data.tokenizer, train_text, val_text, cfg.data.bpe_vocab_size)
             tokenizer.save(out_dir / "tokenizer.json")
-            TokenData.prepare(tokenizer, train_text, val_text, data_dir)
+            prepared = TokenData.prepare(tokenizer, train_text, val_text, data_dir)
+            if cfg.data.loss_on == "answers":
+                from emergelab.tasks.corpus import answer_mask
+
+                for split, ids in (("train", prepared.train), ("val", prepared.val)):
+                    TokenData.write_mask(data_dir, split, answer_mask(np.asarray(ids), tokenizer))
     barrier(world)
     tokenizer = Tokenizer.load(out_dir / "tokenizer.json")
     data = TokenData.open(data_dir)
@@ -99,10 +108,11 @@ def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overr
     torch.manual_seed(cfg.train.seed)
     model = GPT(cfg.model).to(device)
     train = BatchSampler(data.train, cfg.train.seq_len, cfg.train.batch_size, cfg.train.grad_accum,
-                         world.world_size, cfg.train.seed, "train")
+                         world.world_size, cfg.train.seed, "train", data.train_mask)
     val = BatchSampler(data.val, cfg.train.seq_len, cfg.train.batch_size, 1, world.world_size,
-                       cfg.train.seed, "val")
-    eval_fn = make_val_eval(val, cfg.train.eval_batches, data.bytes_per_token["val"], world)
+                       cfg.train.seed, "val", data.val_mask)
+    eval_fn = make_val_eval(val, cfg.train.eval_batches,
+                            data.bytes_per_token["val"] if cfg.data.loss_on == "all" else None, world)
     t0 = time.time()
     last = train_loop(model, cfg.train, out_dir, max_steps, train.batch, eval_fn, world, resume=resume,
                       desc=f"pretrain {out_dir.name}")
