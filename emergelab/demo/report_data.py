@@ -105,12 +105,15 @@ def claim_lm(out: Path, rows: list[dict]) -> dict:
     plots = _png(out, save_figure(fig, out / "report_plots" / "val_loss"))
     best = min(rows, key=lambda r: r["val_loss"])
     all_fall = all(last < first for first, last in drops.values())
+    bpb = best.get("val_bpb")
+    scored = (f"{bpb:.3f} bits/byte) on held-out text" if _finite(bpb) else
+              "on the held-out answers; the loss is on answer tokens only, data.loss_on=answers)")
     return _claim("lm", "reproduced" if all_fall else "not reproduced at this scale",
                   f"Next-token cross-entropy falls during training at every size; the best model ({best['size']}) "
                   f"reaches {best['val_loss']:.3f} nats/token (perplexity {math.exp(best['val_loss']):.2f}, "
-                  f"{best['val_bpb']:.3f} bits/byte) on held-out text.",
+                  + scored + ".",
                   {"best_val_loss": best["val_loss"], "best_val_ppl": math.exp(best["val_loss"]),
-                   "best_val_bpb": best["val_bpb"]}, plots, "sweep/sweep.csv",
+                   "best_val_bpb": bpb}, plots, "sweep/sweep.csv",
                   "reproduced if the last validation loss is below the first at every size")
 
 
@@ -439,8 +442,11 @@ def build_report(out: Path, profile: str, results: dict) -> dict:
         claim_attention(out, results), claim_classics(out, results), claim_grokking(out, results),
     ]
     seconds = sum(r.get("seconds", 0) for r in results.values() if isinstance(r, dict))
+    title = "emergelab: where does a language model's intelligence come from?"
+    if profile == "tiny":
+        title += " (tiny profile: a smoke test of every stage; its verdicts are not claims)"
     report = {
-        "title": "emergelab: where does a language model's intelligence come from?",
+        "title": title,
         "profile": profile, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "cores": os.cpu_count()},
