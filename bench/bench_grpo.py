@@ -5,7 +5,8 @@
 Both sides: the same randomly initialised Llama-architecture model (ours, exported with
 `emergelab.model.hf.to_hf_llama`), 16 prompts × 8 samples, up to 64 new tokens, the same accuracy
 reward (the task verifier), one optimizer step per rollout batch, the CPU with the same thread count.
-The first step is a warm-up and is not timed. TRL is optional (`pip install -r requirements-bench.txt`);
+The first step is a warm-up and is not timed; the median step time is reported (the
+machine may be shared). TRL is optional (`pip install -r requirements-bench.txt`);
 without it only emergelab's numbers are reported. Writes bench/results/grpo.json.
 """
 
@@ -48,11 +49,12 @@ def make_run(root: Path, size: str) -> tuple[Path, GPT, object]:
 
 def bench_emergelab(run: Path, root: Path, steps: int) -> float:
     cfg = RLConfig(task=TASK, steps=steps + 1, prompts_per_step=P, group_size=G, max_new_tokens=MAX_NEW,
-                   eval_every=10_000, eval_n=1, progress=False, beta=0.0, loss_agg="token")
+                   eval_every=10_000, eval_n=1, progress=False, beta=0.0, loss_agg="token",
+                   log_kl=False)  # like TRL with beta=0: no reference model
     train_grpo(cfg, run, root / "rl")
     rows = [json.loads(x) for x in (root / "rl" / "metrics.jsonl").read_text().splitlines()]
-    times = [r["step_s"] for r in rows if r["step"] >= 2]  # step 1 is the warm-up
-    return len(times) / sum(times)
+    times = sorted(r["step_s"] for r in rows if r["step"] >= 2)  # step 1 is the warm-up
+    return 1 / times[len(times) // 2]  # median: robust to other processes on a shared machine
 
 
 def bench_trl(model: GPT, tok, root: Path, steps: int) -> float | str:
@@ -94,7 +96,10 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> float | str:
 
     trainer.add_callback(Clock())
     trainer.train()
-    return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else "not enough steps"
+    if len(stamps) < 2:
+        return "not enough steps"
+    times = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    return 1 / times[len(times) // 2]
 
 
 def main() -> None:

@@ -57,7 +57,8 @@ class RLConfig:
     adv_scale: str = "none"  # group (R1) | batch | none (Dr. GRPO)
     eps_low: float = 0.2
     eps_high: float = 0.2
-    beta: float = 0.0  # KL coefficient; the k3 KL to the initial model is logged either way
+    beta: float = 0.0  # KL coefficient to the frozen initial model
+    log_kl: bool = True  # with beta = 0, still run the reference forward to log the k3 KL (costs a forward)
     rewards: dict = dataclasses.field(default_factory=lambda: {"accuracy": 1.0})
     reward_model: str | None = None  # run directory from `emergelab rm`, for the `rm` reward
     length_cache: int = 0  # DAPO soft-overlong window for the `length` reward (0: max_new_tokens/4)
@@ -174,7 +175,8 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
 
         reward_model = reward_model_fn(cfg.reward_model, device=str(device))
     rewards = build_rewards(cfg.rewards, task, cfg.max_new_tokens, cfg.length_cache, reward_model)
-    ref = copy.deepcopy(model).eval().requires_grad_(False)  # frozen π_ref: the initial policy
+    # frozen π_ref: the initial policy (only needed for the KL term or for logging the KL)
+    ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 or cfg.log_kl else None
     backend = backend or LocalBackend(model, tok)
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay, (0.9, 0.99), device.type)
     loss_cfg = cfg.loss_config()
@@ -226,7 +228,7 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         chunks = [slice(a, min(a + mb, N)) for a in range(0, N, mb)]
         n_tok = int(mask.sum())
         with torch.no_grad():
-            ref_logp = [sequence_logprobs(ref, idx[c], targets[c])[0] for c in chunks]
+            ref_logp = [sequence_logprobs(ref, idx[c], targets[c])[0] if ref is not None else None for c in chunks]
         model.train()
         old_logp: list[torch.Tensor] = []
         ent_sum = 0.0
