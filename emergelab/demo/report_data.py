@@ -338,21 +338,31 @@ def claim_classics(out: Path, results: dict) -> dict:
     if not r:
         return _not_run("classics", "the classics stage did not run")
     xor, fgsm = r["xor"], r["fgsm"]
-    holds = xor.get("claim_holds") and fgsm["accuracy_drop"] > 0.1 and fgsm["random_noise_accuracy_drop"] < 0.05
-    return _claim("classics", "reproduced" if holds else "partly",
+    xor_holds = bool(xor.get("claim_holds"))
+    fgsm_works = fgsm["accuracy_drop"] > 0.1 and fgsm["random_noise_accuracy_drop"] < 0.05
+    off_manifold = fgsm["off_manifold_part_accuracy_drop"] > fgsm["on_manifold_part_accuracy_drop"]
+    verdict = "reproduced" if xor_holds and fgsm_works and off_manifold else \
+        "partly" if xor_holds or fgsm_works else "not reproduced at this scale"
+    return _claim("classics", verdict,
                   f"XOR: a perceptron reaches {xor['perceptron_best_accuracy']:.2f}, the essay's hand-set 2-layer "
                   f"network {xor['essay_network_accuracy']:.2f}, a trained MLP {xor['trained_mlp_accuracy']:.2f}. "
                   f"FGSM at L∞ ε={fgsm['attack']['eps_linf']}: accuracy {fgsm['clean_accuracy']:.2f} → "
                   f"{fgsm['attack']['acc_fgsm']:.2f} (random signs of the same size: "
-                  f"{fgsm['attack']['acc_random_sign']:.2f}); {fgsm['attack']['off_manifold_energy_fraction']:.0%} of "
-                  "the perturbation's energy lies off the data manifold.",
+                  f"{fgsm['attack']['acc_random_sign']:.2f}). Split along the data manifold, the off-manifold part "
+                  f"alone costs {fgsm['off_manifold_part_accuracy_drop']:.3f} accuracy and the on-manifold part "
+                  f"{fgsm['on_manifold_part_accuracy_drop']:.3f}"
+                  + (" — the damage is off the manifold, as the essay says." if off_manifold else
+                     " — here the damage comes from the on-manifold part, against the essay's account."),
                   {"perceptron_accuracy": xor["perceptron_best_accuracy"],
                    "trained_mlp_accuracy": xor["trained_mlp_accuracy"], "fgsm_accuracy_drop": fgsm["accuracy_drop"],
                    "random_noise_drop": fgsm["random_noise_accuracy_drop"],
+                   "off_manifold_part_drop": fgsm["off_manifold_part_accuracy_drop"],
+                   "on_manifold_part_drop": fgsm["on_manifold_part_accuracy_drop"],
                    "off_manifold_energy_fraction": fgsm["attack"]["off_manifold_energy_fraction"]},
                   _png(out, xor.get("plots", []) + fgsm.get("plots", [])), "classics/",
-                  "reproduced if XOR needs the hidden layer and FGSM drops accuracy by > 0.1 while random noise "
-                  "of the same size drops it by < 0.05")
+                  "reproduced if XOR needs the hidden layer, FGSM drops accuracy by > 0.1 while random noise of the "
+                  "same size drops it by < 0.05, and the off-manifold part of the perturbation does more damage than "
+                  "the on-manifold part; partly if only XOR or only the attack holds")
 
 
 def claim_grokking(out: Path, results: dict) -> dict:
