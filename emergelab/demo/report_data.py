@@ -40,10 +40,10 @@ def _png(out: Path, paths: list[str] | None) -> list[str]:
     """PNG paths relative to `out`, skipping missing ones."""
     rel = []
     for p in paths or []:
-        path = Path(p)
-        path = path if path.is_absolute() else out / path
+        path = Path(p)  # stages record paths absolute, relative to the working directory, or to `out`
+        path = path if path.exists() else out / path
         if path.suffix == ".png" and path.exists():
-            rel.append(os.path.relpath(path, out))
+            rel.append(os.path.relpath(path.resolve(), out.resolve()))
     return rel
 
 
