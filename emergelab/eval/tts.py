@@ -70,6 +70,9 @@ def sample_scaling(model, tok, task, examples, prompts, n: int, max_new_tokens: 
 def budget_scaling(model, tok, task, examples, prompts, budget: int, answer_tokens: int = 24) -> dict:
     """Greedy accuracy when thinking is cut at `budget` tokens and the answer is then forced."""
     think_open, think_close = tok.encode(THINK_OPEN), tok.token_to_id(THINK_CLOSE)
+    if think_close is None:
+        raise UserError(f"tts --budgets: this model's tokenizer has no {THINK_CLOSE} token, so thinking cannot be "
+                        "cut at a budget — drop --budgets (vote@N and best-of-N still work)")
     stops = sampling_stops(tok)
     t0 = time.perf_counter()
     stage1 = generate(model, [p + think_open for p in prompts], SamplingParams(
