@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from emergelab.config import deep_merge, from_dict, load_yaml, parse_overrides, to_dict
 from emergelab.errors import UserError
-from emergelab.rl.preferences import Pair, preference_pairs
+from emergelab.rl.preferences import Pair
 from emergelab.rl.rollout import pack_sequences, sequence_logprobs
 from emergelab.train.sft import encode_prompt, prepare_run
 
@@ -80,20 +80,12 @@ def _margins(policy, ref, tok, pairs: list[Pair], beta: float, device) -> tuple[
 
 
 def train_dpo(cfg: DPOConfig, init: str | Path, out_dir: str | Path) -> dict:
-    from emergelab.runs import load_model, resolve_device, save_checkpoint
-    from emergelab.tasks.registry import get_task
+    from emergelab.rl.preferences import load_policy_and_pairs
+    from emergelab.runs import save_checkpoint
 
-    cfg.validate()
     out_dir = Path(out_dir)
-    device = resolve_device(cfg.device)
-    policy, tok, _ = load_model(init, device=str(device))
-    task = get_task(cfg.task)
-    train = preference_pairs(policy, tok, task, cfg.n_prompts, cfg.k, "train", cfg.template, cfg.max_new_tokens,
-                             cfg.seed)
-    test = preference_pairs(policy, tok, task, cfg.n_test_prompts, cfg.k, "test", cfg.template,
-                            cfg.max_new_tokens, cfg.seed + 1)
-    if not train or not test:
-        raise UserError("dpo: no preference pairs could be formed — raise dpo.k")
+    policy, tok, device, train, test = load_policy_and_pairs(
+        cfg, init, "dpo: no preference pairs could be formed — raise dpo.k")
     prepare_run(out_dir, init, "dpo", to_dict(cfg))
     torch.manual_seed(cfg.seed)
     ref = copy.deepcopy(policy).eval().requires_grad_(False)

@@ -52,3 +52,23 @@ def preference_pairs(model, tokenizer, task: Task, n_prompts: int, k: int = 4, s
         if keys[a] != keys[b] and (a, b) != (0, len(ranked) - 1):
             pairs.append(Pair(prompts[i], ranked[a], ranked[b]))
     return pairs
+
+
+def load_policy_and_pairs(cfg, init, no_pairs_hint: str):
+    """(policy, tokenizer, device, train pairs, held-out pairs) for a preference-training config (RM or DPO):
+    the policy at `init` samples k candidates per prompt and ranks them (correct, well-formed, concise)."""
+    from emergelab.errors import UserError
+    from emergelab.runs import load_model, resolve_device
+    from emergelab.tasks.registry import get_task
+
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    policy, tok, _ = load_model(init, device=str(device))
+    task = get_task(cfg.task)
+    train = preference_pairs(policy, tok, task, cfg.n_prompts, cfg.k, "train", cfg.template, cfg.max_new_tokens,
+                             cfg.seed)
+    test = preference_pairs(policy, tok, task, cfg.n_test_prompts, cfg.k, "test", cfg.template,
+                            cfg.max_new_tokens, cfg.seed + 1)
+    if not train or not test:
+        raise UserError(no_pairs_hint)
+    return policy, tok, device, train, test

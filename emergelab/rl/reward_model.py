@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from emergelab.config import deep_merge, from_dict, load_yaml, parse_overrides, to_dict
 from emergelab.errors import UserError
 from emergelab.model import GPT
-from emergelab.rl.preferences import Pair, preference_pairs
+from emergelab.rl.preferences import Pair
 from emergelab.train.sft import encode_prompt, prepare_run
 
 
@@ -92,21 +92,12 @@ def pair_accuracy(rm: RewardModel, tokenizer, pairs: list[Pair], device, batch: 
 
 
 def train_reward_model(cfg: RMConfig, init: str | Path, out_dir: str | Path) -> dict:
-    from emergelab.runs import load_model, resolve_device
-    from emergelab.tasks.registry import get_task
+    from emergelab.rl.preferences import load_policy_and_pairs
 
-    cfg.validate()
     out_dir = Path(out_dir)
-    device = resolve_device(cfg.device)
-    policy, tok, _ = load_model(init, device=str(device))
-    task = get_task(cfg.task)
-    train = preference_pairs(policy, tok, task, cfg.n_prompts, cfg.k, "train", cfg.template, cfg.max_new_tokens,
-                             cfg.seed)
-    test = preference_pairs(policy, tok, task, cfg.n_test_prompts, cfg.k, "test", cfg.template,
-                            cfg.max_new_tokens, cfg.seed + 1)
-    if not train or not test:
-        raise UserError("rm: no preference pairs could be formed — every candidate ranked equal; "
-                        "raise rm.k or use a task where the policy sometimes errs")
+    policy, tok, device, train, test = load_policy_and_pairs(
+        cfg, init, "rm: no preference pairs could be formed — every candidate ranked equal; "
+                   "raise rm.k or use a task where the policy sometimes errs")
     prepare_run(out_dir, init, "rm", to_dict(cfg))
     torch.manual_seed(cfg.seed)
     rm = RewardModel(policy).to(device).train()
