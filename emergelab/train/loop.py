@@ -124,8 +124,9 @@ def train_loop(model: torch.nn.Module, cfg: TrainConfig, run_dir: Path, max_step
             raise UserError(f"train: loss became {loss_sum} at step {step} — lower train.lr or raise "
                             "train.warmup_steps (the last good checkpoint is kept)")
         average_gradients(model, world)
-        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-                     if cfg.grad_clip > 0 else float("nan"))
+        # max_norm=inf measures the norm without clipping (train.grad_clip=0)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                   cfg.grad_clip if cfg.grad_clip > 0 else float("inf")).item()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
