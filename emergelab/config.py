@@ -78,8 +78,14 @@ class TrainConfig:
     dtype: str = "float32"  # float32 | bfloat16 (autocast on CUDA)
     tensorboard: bool = False
     progress: bool = True
+    # packed rows attend within their own <eos>-separated document, positions restarting per document;
+    # without it, small models did not learn reversed addition from packed windows (scripts/probe_packing.py)
+    doc_mask: bool = True
 
     def validate(self) -> None:
+        for name in ("tensorboard", "progress", "doc_mask"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"train.{name}={getattr(self, name)!r} must be true or false")
         for name in ("batch_size", "grad_accum", "seq_len", "log_every", "eval_every", "eval_batches",
                      "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:

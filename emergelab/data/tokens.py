@@ -124,18 +124,33 @@ class TokenData:
         tmp.replace(out_dir / f"{split}_mask.bin")
 
 
+def doc_ids_of(x: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """(B, T) document numbers for `model(..., doc_ids=)`: each separator token opens a new document.
+
+    Corpora and chat rows put `<eos>` before every document (it is the next one's start token, as the
+    `<eos>` prefix of prompts at evaluation), so a packed row splits into documents at each `<eos>`.
+    """
+    return (x == sep_id).cumsum(dim=1)
+
+
 class BatchSampler:
-    """Deterministic random windows: batch(step, micro, rank) depends only on its arguments and the seed."""
+    """Deterministic random windows: batch(step, micro, rank) depends only on its arguments and the seed.
+
+    With `doc_sep` (the `<eos>` id) a batch is (x, y, doc_ids) for document-masked attention, and the
+    window's leading fragment — the tail of a document whose start lies before the window — is not scored
+    (its context is cut off). A window without any separator lies inside one long document and is scored.
+    """
 
     def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, grad_accum: int = 1,
-                 world_size: int = 1, seed: int = 0, split: str = "train", mask: np.ndarray | None = None):
+                 world_size: int = 1, seed: int = 0, split: str = "train", mask: np.ndarray | None = None,
+                 doc_sep: int | None = None):
         if len(tokens) < seq_len + 2:
             raise UserError(f"data: the {split} split has {len(tokens)} tokens, fewer than train.seq_len+1="
                             f"{seq_len + 1} — add data or lower train.seq_len")
         self.tokens, self.seq_len = tokens, seq_len
         self.batch_size, self.grad_accum, self.world_size = batch_size, grad_accum, world_size
         self.seed, self.split_id = seed, {"train": 0, "val": 1}[split]
-        self.mask = mask
+        self.mask, self.doc_sep = mask, doc_sep
 
     def offsets(self, step: int) -> np.ndarray:
         """(grad_accum, world_size, batch_size) window starts of one optimizer step's global batch."""
@@ -144,11 +159,17 @@ class BatchSampler:
         starts = rng.integers(0, len(self.tokens) - self.seq_len - 1, size=n)
         return starts.reshape(self.grad_accum, self.world_size, self.batch_size)
 
-    def batch(self, step: int, micro: int = 0, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int, micro: int = 0, rank: int = 0) -> tuple[torch.Tensor, ...]:
+        """(x, y) — or (x, y, doc_ids) with `doc_sep` — each (batch_size, seq_len); y = -100 is unscored."""
         starts = self.offsets(step)[micro, rank]
         idx = starts[:, None] + np.arange(self.seq_len + 1)[None, :]
         window = torch.from_numpy(self.tokens[idx].astype(np.int64))
         x, y = window[:, :-1], window[:, 1:].clone()
         if self.mask is not None:  # unscored targets are ignored by the loss
             y[torch.from_numpy(self.mask[idx][:, 1:] == 0)] = -100
-        return x, y
+        if self.doc_sep is None:
+            return x, y
+        doc = doc_ids_of(x, self.doc_sep)
+        cut = (doc == 0) & (x[:, :1] != self.doc_sep) & (doc[:, -1:] > 0)  # leading fragment of a cut document
+        y[cut] = -100
+        return x, y, doc

@@ -249,8 +249,13 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 loss_mask: torch.Tensor | None = None, return_attention: bool = False,
                 return_hidden: bool = False, cache: KVCache | None = None,
-                pad_lens: torch.Tensor | None = None, last_logits_only: bool = False) -> ModelOutput:
+                pad_lens: torch.Tensor | None = None, last_logits_only: bool = False,
+                doc_ids: torch.Tensor | None = None) -> ModelOutput:
         """idx (B, T) token ids. targets (B, T) with -100 = ignore; loss_mask (B, T) bool, False = ignore.
+
+        `doc_ids` (B, T) non-decreasing document numbers of packed rows: a token attends only to earlier
+        tokens of its own document and positions (RoPE) restart at 0 where a document starts, so each
+        document computes exactly what it would alone in a row (document masking, as Llama 3 trains).
 
         With `cache`, idx continues the cached sequence (positions start at cache.pos). `pad_lens` (B,)
         = number of left-padding tokens per row (taken from the cache when it has them).
@@ -265,7 +270,18 @@ class GPT(nn.Module):
                             "— shorten the input or train with a larger block_size")
         dev = idx.device
         S = pos + T
-        if pad_lens is None:
+        if doc_ids is not None:
+            if cache is not None or pad_lens is not None:
+                raise ValueError("doc_ids is for training on packed rows; it cannot be combined with a cache")
+            t = torch.arange(T, device=dev)
+            starts = torch.ones_like(doc_ids, dtype=torch.bool)
+            starts[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+            first = torch.where(starts, t, 0).cummax(dim=1).values  # index where each token's document starts
+            rope_pos = t - first  # (B, T)
+            cos, sin = self.rope_cos[rope_pos][:, :, None, :], self.rope_sin[rope_pos][:, :, None, :]
+            mask = (t[None, :] <= t[:, None]) & (doc_ids[:, :, None] == doc_ids[:, None, :])
+            mask, is_causal = mask[:, None], False  # (B, 1, T, T)
+        elif pad_lens is None:
             cos, sin = self.rope_cos[pos:S, None, :], self.rope_sin[pos:S, None, :]  # (T, 1, D)
             mask, is_causal = None, T > 1 and pos == 0  # one-token decode steps see every key: no mask
             if T > 1 and pos > 0:

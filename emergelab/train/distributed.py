@@ -57,6 +57,14 @@ def all_reduce_mean(value: float, world: World, device: torch.device) -> float:
     return float(t.item()) / world.world_size
 
 
+def all_reduce_sum(value: float, world: World, device: torch.device) -> float:
+    if world.world_size == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item())
+
+
 def barrier(world: World) -> None:
     if world.world_size > 1:
         dist.barrier()

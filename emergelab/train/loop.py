@@ -1,7 +1,8 @@
 """The training loop shared by pretraining and SFT.
 
 One optimizer step = `grad_accum` micro-batches on each of `world_size` processes. The caller supplies
-`batch_fn(step, micro, rank) -> (x, y)` (targets of -100 are ignored by the loss) and an optional
+`batch_fn(step, micro, rank) -> (x, y)` or `(x, y, doc_ids)` (targets of -100 are ignored by the loss;
+doc_ids switch on document-masked attention, see `GPT.forward`) and an optional
 `eval_fn(model) -> dict`. The loop owns: schedule, accumulation, gradient averaging and clipping,
 logging to `metrics.jsonl` (and TensorBoard), periodic checkpoints, and exact resume.
 """
@@ -17,15 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from emergelab.config import TrainConfig
 from emergelab.errors import UserError
 from emergelab.runs import latest_checkpoint, load_checkpoint_into, save_checkpoint
-from emergelab.train.distributed import World, all_reduce_mean, average_gradients
+from emergelab.train.distributed import World, all_reduce_mean, all_reduce_sum, average_gradients
 from emergelab.train.optim import lr_at, make_optimizer
 
-BatchFn = Callable[[int, int, int], tuple[torch.Tensor, torch.Tensor]]
+BatchFn = Callable[[int, int, int], tuple[torch.Tensor, ...]]
 EvalFn = Callable[[torch.nn.Module], dict]
 
 
@@ -110,12 +112,19 @@ def train_loop(model: torch.nn.Module, cfg: TrainConfig, run_dir: Path, max_step
         lr = lr_at(step, max_steps, cfg.lr or 1e-3, cfg.warmup_steps, cfg.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        # The loss is a mean over every scored target of the global batch (all micro-batches, all ranks),
+        # so k×b accumulation and N processes equal one k·b·N batch even when micro-batches score
+        # different numbers of tokens (answer-only loss, document masks).
+        batches = [batch_fn(step, micro, world.rank) for micro in range(cfg.grad_accum)]
+        n_scored = sum(int((b[1] != -100).sum()) for b in batches)
+        scale = world.world_size / max(all_reduce_sum(n_scored, world, device), 1)
         loss_sum = 0.0
-        for micro in range(cfg.grad_accum):
-            x, y = batch_fn(step, micro, world.rank)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        for batch in batches:
+            x, y, *doc = (t.to(device, non_blocking=True) for t in batch)
             with autocast:
-                loss = model(x, targets=y).loss / cfg.grad_accum
+                logits = model(x, doc_ids=doc[0] if doc else None).logits
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100,
+                                   reduction="sum") * scale
             loss.backward()
             loss_sum += loss.item()
             tokens_since += x.numel() * world.world_size

@@ -46,8 +46,8 @@ def make_val_eval(val: BatchSampler, n_batches: int, bytes_per_token: float | No
         device = next(model.parameters()).device
         losses = []
         for i in range(n_batches):
-            x, y = val.batch(i, 0, world.rank)
-            losses.append(model(x.to(device), targets=y.to(device)).loss.item())
+            x, y, *doc = (t.to(device) for t in val.batch(i, 0, world.rank))
+            losses.append(model(x, targets=y, doc_ids=doc[0] if doc else None).loss.item())
         loss = all_reduce_mean(sum(losses) / len(losses), world, device)
         out = {"val_loss": loss, "val_ppl": math.exp(min(loss, 50.0))}
         if bytes_per_token is not None:
@@ -107,10 +107,11 @@ def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overr
 
     torch.manual_seed(cfg.train.seed)
     model = GPT(cfg.model).to(device)
+    doc_sep = tokenizer.eos_id if cfg.train.doc_mask else None
     train = BatchSampler(data.train, cfg.train.seq_len, cfg.train.batch_size, cfg.train.grad_accum,
-                         world.world_size, cfg.train.seed, "train", data.train_mask)
+                         world.world_size, cfg.train.seed, "train", data.train_mask, doc_sep)
     val = BatchSampler(data.val, cfg.train.seq_len, cfg.train.batch_size, 1, world.world_size,
-                       cfg.train.seed, "val", data.val_mask)
+                       cfg.train.seed, "val", data.val_mask, doc_sep)
     eval_fn = make_val_eval(val, cfg.train.eval_batches,
                             data.bytes_per_token["val"] if cfg.data.loss_on == "all" else None, world)
     t0 = time.time()

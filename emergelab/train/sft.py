@@ -6,8 +6,8 @@ A conversation is rendered as `<|user|>PROMPT<|assistant|>RESPONSE<eos>` (templa
 `PROMPT RESPONSE<eos>` (template "plain", the pretraining line format). Targets are -100 (ignored)
 everywhere except the response tokens and the closing `<eos>`, so editing the prompt changes no
 loss term it owns. Conversations are packed greedily, whole, into rows of `train.seq_len` tokens
-(the rest of a row is padding with ignored targets); packed conversations can attend to earlier
-ones in the same row, the usual price of packing without block-diagonal masks.
+(the rest of a row is padding with ignored targets); with `train.doc_mask` (default) each conversation
+attends only to itself, positions restarting at its `<eos>`, so packing changes no logit.
 
 Data comes from the task suite (cold-start chain-of-thought demonstrations with `cot_fraction`,
 direct answers otherwise, optionally self-correcting worked solutions) and/or JSONL files of
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from emergelab.config import TrainConfig, deep_merge, from_dict, load_yaml, parse_overrides, to_dict, write_yaml
+from emergelab.data.tokens import doc_ids_of
 from emergelab.errors import UserError
 
 USER, ASSISTANT, EOS = "<|user|>", "<|assistant|>", "<eos>"
@@ -177,19 +178,22 @@ def pack(examples: list[tuple[list[int], list[int]]], seq_len: int, pad_id: int
 
 
 def make_batch_fn(x: torch.Tensor, y: torch.Tensor, batch_size: int, grad_accum: int, world_size: int,
-                  seed: int):
-    """batch_fn(step, micro, rank) for the shared loop: a seeded permutation of rows per epoch."""
+                  seed: int, doc_sep: int | None = None):
+    """batch_fn(step, micro, rank) for the shared loop: a seeded permutation of rows per epoch; with
+    `doc_sep` (the `<eos>` id) it adds doc_ids so packed conversations do not attend to each other."""
     per_step = batch_size * grad_accum * world_size
     n = x.shape[0]
 
-    def batch_fn(step: int, micro: int, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_fn(step: int, micro: int, rank: int) -> tuple[torch.Tensor, ...]:
         start = step * per_step + (micro * world_size + rank) * batch_size
         rows = []
         for k in range(start, start + batch_size):
             epoch, i = divmod(k, n)
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
             rows.append(int(perm[i]))
-        return x[rows], y[rows]
+        if doc_sep is None:
+            return x[rows], y[rows]
+        return x[rows], y[rows], doc_ids_of(x[rows], doc_sep)
 
     return batch_fn
 
@@ -251,7 +255,8 @@ def train_sft(cfg: SFTConfig, init: str | Path, out_dir: str | Path,
     model.train()
     last = train_loop(model, cfg.train, out_dir,
                       cfg.train.max_steps, make_batch_fn(x, y, cfg.train.batch_size, cfg.train.grad_accum, 1,
-                                                         cfg.train.seed),
+                                                         cfg.train.seed,
+                                                         tok.eos_id if cfg.train.doc_mask else None),
                       eval_fn if eval_set else None, desc=f"sft {out_dir.name}")
     summary = {"conversations": len(pairs), "rows": x.shape[0], "assistant_tokens": n_tokens,
                "truncated": truncated, "steps": cfg.train.max_steps, "final": last}
