@@ -31,10 +31,19 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
 
 def cmd_rl(args: argparse.Namespace) -> int:
-    from emergelab.rl.trainer import load_rl_config, train_grpo
+    from emergelab.errors import UserError
+    from emergelab.rl.trainer import load_rl_config, resume_grpo, train_grpo
 
     path, overrides = _config_and_overrides(args)
-    last = train_grpo(load_rl_config(path, overrides), args.init, _out(args, "rl"))
+    if args.resume:
+        if path or args.init or args.out:
+            raise UserError("rl --resume RUN_DIR: the run's own config, --init and directory are used — "
+                            "give only rl.key=value overrides (e.g. rl.steps=200)")
+        last = resume_grpo(args.resume, overrides)
+    else:
+        if not args.init:
+            raise UserError("rl: --init RUN is required (the initial policy), or --resume RUN_DIR")
+        last = train_grpo(load_rl_config(path, overrides), args.init, _out(args, "rl"))
     print(json.dumps(last, indent=1))
     return 0
 
@@ -83,11 +92,12 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stage(sub, name: str, func, help_: str, init_help: str) -> argparse.ArgumentParser:
+def _stage(sub, name: str, func, help_: str, init_help: str, init_required: bool = True
+           ) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_, description=help_)
     p.add_argument("config", nargs="?", help="YAML config (optional)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    p.add_argument("--init", required=True, help=init_help)
+    p.add_argument("--init", required=init_required, help=init_help)
     p.add_argument("--out", help="output run directory (default runs/<config stem>)")
     p.set_defaults(func=func)
     return p
@@ -96,8 +106,10 @@ def _stage(sub, name: str, func, help_: str, init_help: str) -> argparse.Argumen
 def register(subparsers) -> None:
     _stage(subparsers, "sft", cmd_sft, "supervised fine-tuning on chat-format demonstrations",
            "run directory of the model to fine-tune")
-    _stage(subparsers, "rl", cmd_rl, "GRPO reinforcement learning with rule-based rewards",
-           "run directory of the initial policy")
+    p = _stage(subparsers, "rl", cmd_rl, "GRPO reinforcement learning with rule-based rewards",
+               "run directory of the initial policy (required unless --resume)", init_required=False)
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an RL run exactly from its last checkpoint (rl.key=value overrides apply)")
     _stage(subparsers, "rm", cmd_rm, "train a Bradley–Terry reward model on generated preference pairs",
            "run directory whose model initialises the reward model and samples the pairs")
     _stage(subparsers, "dpo", cmd_dpo, "direct preference optimisation on generated preference pairs",

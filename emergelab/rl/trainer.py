@@ -1,6 +1,7 @@
 """The GRPO training loop: rollout a group per prompt, score, compute advantages, take μ policy steps.
 
     emergelab rl CONFIG.yaml --init RUN --out OUT [rl.key=value ...]
+    emergelab rl --resume OUT [rl.key=value ...]
 
 One step samples `prompts_per_step` training prompts × `group_size` completions (KV-cache sampler,
 prefill shared within a group), scores them with the weighted rewards, computes group-relative
@@ -8,6 +9,12 @@ advantages and takes `mu` optimizer steps on the GRPO loss (`grpo.py`). The run 
 the contract of `emergelab.runs` (config.yaml with the policy's `model` section, tokenizer.json,
 metrics.jsonl, checkpoints/), plus `samples.jsonl` (completions every `sample_every` steps) and
 `plots/`. Held-out accuracy is measured on the task's *test* split at step 0 and every `eval_every`.
+
+Resume: every `ckpt_every` steps a checkpoint holds the policy, AdamW state, torch RNG states, the
+init checkpoint's step (the frozen reference is re-loaded from it) and the step-0 evaluation. Rollout
+sampling is seeded by (seed, step) and the prompts of a step are a pure function of (seed, step)
+(`PromptStream.batch`), so a resumed run — also one extended with a larger `rl.steps` — reproduces
+the uninterrupted run; metrics.jsonl and samples.jsonl are cut back to the restored step.
 """
 
 from __future__ import annotations
@@ -17,20 +24,28 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from emergelab.config import deep_merge, from_dict, load_yaml, parse_overrides, to_dict
+from emergelab.config import deep_merge, from_dict, load_yaml, parse_overrides, to_dict, write_yaml
 from emergelab.errors import UserError
 from emergelab.model import SamplingParams
 from emergelab.rl.grpo import GRPOLossConfig, group_advantages, grpo_loss, validate_batch_shape
 from emergelab.rl.metrics import completion_stats, mean_or_nan, pass_at_k
 from emergelab.rl.rewards import Sample, build_rewards, combine
 from emergelab.rl.rollout import LocalBackend, RolloutBackend, pack_sequences, sequence_logprobs
-from emergelab.runs import load_model, resolve_device, save_checkpoint
+from emergelab.runs import (
+    latest_checkpoint,
+    load_checkpoint_into,
+    load_model,
+    read_run_config,
+    resolve_device,
+    save_checkpoint,
+)
 from emergelab.tasks.base import Example, Task, cut_at_stop, sampling_stops
 from emergelab.tasks.registry import get_task
 from emergelab.train.loop import MetricsLog
@@ -72,7 +87,7 @@ class RLConfig:
     eval_temperature: float = 1.0
     sample_every: int = 10
     samples_logged: int = 4
-    ckpt_every: int = 0  # 0: only the final checkpoint
+    ckpt_every: int = 10  # checkpoint (for --resume) every N steps; 0: only the final checkpoint
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -80,6 +95,8 @@ class RLConfig:
     def validate(self) -> None:
         validate_batch_shape(self.prompts_per_step, self.group_size)
         self.loss_config().validate()
+        if self.ckpt_every < 0:
+            raise UserError(f"rl.ckpt_every: must be >= 0 (0 = only the final checkpoint), got {self.ckpt_every}")
         for name in ("steps", "mu", "max_new_tokens", "eval_every", "eval_n", "sample_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"rl.{name}: must be >= 1, got {getattr(self, name)}")
@@ -116,20 +133,30 @@ def load_rl_config(path: str | Path | None, overrides: list[str] | None = None, 
 
 
 class PromptStream:
-    """Training prompts, cycled in a seeded order over a fixed pool of train-split items."""
+    """Training prompts over a fixed pool of train-split items; a step's prompts are a pure function of
+    (seed, step). The first pass takes the pool in generation order (already random, and `Task.generate`
+    is prefix-stable, so a larger pool for a longer run starts with the same items); each later pass is a
+    fresh seeded shuffle."""
 
     def __init__(self, task: Task, n_pool: int, seed: int) -> None:
         self.pool = task.generate(n_pool, "train", seed=seed)
-        self.rng = random.Random(seed)
-        self.order: list[int] = []
+        self.seed = seed
+        self._perm: tuple[int, list[int]] = (0, list(range(len(self.pool))))
 
-    def take(self, n: int) -> list[Example]:
+    def _order(self, epoch: int) -> list[int]:
+        if self._perm[0] != epoch:
+            perm = list(range(len(self.pool)))
+            if epoch:
+                random.Random(f"{self.seed}|{epoch}").shuffle(perm)
+            self._perm = (epoch, perm)
+        return self._perm[1]
+
+    def batch(self, step: int, n: int) -> list[Example]:
+        """The `n` prompts of (0-based) step `step`."""
         out = []
-        for _ in range(n):
-            if not self.order:
-                self.order = list(range(len(self.pool)))
-                self.rng.shuffle(self.order)
-            out.append(self.pool[self.order.pop()])
+        for i in range(step * n, (step + 1) * n):
+            epoch, pos = divmod(i, len(self.pool))
+            out.append(self.pool[self._order(epoch)[pos]])
         return out
 
 
@@ -158,15 +185,70 @@ def _progress(cfg: RLConfig) -> bool:
     return cfg.progress and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
 
 
-def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: RolloutBackend | None = None
-               ) -> dict:
-    """Run GRPO from the policy in run directory `init`; returns the last metrics record."""
+def _holds_run(out_dir: Path) -> bool:
+    ckpts = out_dir / "checkpoints"
+    return ckpts.exists() and any(p.name.startswith("step_") for p in ckpts.iterdir())
+
+
+def _saved_rl_run(out_dir: Path) -> dict:
+    """config.yaml of the RL run in `out_dir`; a UserError when there is none."""
+    path = out_dir / "config.yaml"
+    raw = read_run_config(out_dir) if path.exists() else {}
+    if "rl" not in raw or "init" not in raw:
+        raise UserError(f"--resume {out_dir}: no RL run there (no config.yaml with an rl: section) — "
+                        f"start one with `emergelab rl CONFIG --init RUN --out {out_dir}`")
+    return raw
+
+
+def _init_step(init: str | Path) -> int:
+    found = latest_checkpoint(init)
+    if found is None:
+        raise UserError(f"--init {init}: no valid checkpoint under checkpoints/ — is it a trained run?")
+    return int(found[1]["step"])
+
+
+def resume_grpo(out_dir: str | Path, overrides: list[str] | None = None,
+                backend: RolloutBackend | None = None) -> dict:
+    """Continue the RL run in `out_dir` from its last checkpoint (`rl.key=value` overrides, e.g. a larger
+    rl.steps, apply on top of its saved settings); returns the last metrics record."""
+    raw = _saved_rl_run(Path(out_dir))
+    cfg = load_rl_config(None, overrides, base={"rl": raw["rl"]})
+    return train_grpo(cfg, raw["init"], out_dir, backend, resume=True)
+
+
+def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: RolloutBackend | None = None,
+               resume: bool = False) -> dict:
+    """Run GRPO from the policy in run directory `init`; returns the last metrics record.
+
+    With `resume`, continue the RL run already in `out_dir` from its newest valid checkpoint (from
+    step 0 if it crashed before the first one)."""
     cfg.validate()
     out_dir = Path(out_dir)
+    found = None
+    if resume:
+        saved = _saved_rl_run(out_dir)
+        if Path(saved["init"]).resolve() != Path(init).resolve():
+            raise UserError(f"resume: {out_dir} was started from --init {saved['init']}, not {init}")
+        for stale in (out_dir / "checkpoints").glob(".tmp-*"):  # left by a killed save: never valid
+            shutil.rmtree(stale, ignore_errors=True)
+        found = latest_checkpoint(out_dir)
+        if found is not None and found[1].get("kind") != "rl":
+            raise UserError(f"--resume {out_dir}: its checkpoint is not an RL checkpoint")
+    elif _holds_run(out_dir):
+        raise UserError(f"--out {out_dir} already holds a run — continue it with `emergelab rl --resume "
+                        f"{out_dir}` or choose a new directory")
     device = resolve_device(cfg.device)
-    model, tok, _ = load_model(init, device=str(device))
+    init_step = int(found[1]["init_step"]) if found else _init_step(init)
+    try:
+        model, tok, _ = load_model(init, device=str(device), step=init_step)
+    except UserError as e:
+        raise UserError(f"--init {init}: its checkpoint step {init_step}, the start of this RL run, is "
+                        f"gone or damaged ({e})") from e
     task = get_task(cfg.task)
-    prepare_run(out_dir, init, "rl", to_dict(cfg))
+    if found is None:
+        prepare_run(out_dir, init, "rl", to_dict(cfg), {"init_step": init_step})
+    else:  # keep the effective settings (e.g. a larger rl.steps) for the next resume
+        write_yaml({**read_run_config(out_dir), "rl": to_dict(cfg)}, out_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
 
     reward_model = None
@@ -175,7 +257,8 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
 
         reward_model = reward_model_fn(cfg.reward_model, device=str(device))
     rewards = build_rewards(cfg.rewards, task, cfg.max_new_tokens, cfg.length_cache, reward_model)
-    # frozen π_ref: the initial policy (only needed for the KL term or for logging the KL)
+    # frozen π_ref: the initial policy (only needed for the KL term or for logging the KL); copied before
+    # a resumed run's weights are loaded, so it is the init checkpoint in both cases
     ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 or cfg.log_kl else None
     backend = backend or LocalBackend(model, tok)
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay, (0.9, 0.99), device.type)
@@ -185,22 +268,38 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
     shots = task.shots_for(eval_set[0], cfg.shots, seed=cfg.seed) if cfg.shots else []
     log = MetricsLog(out_dir / "metrics.jsonl", True)
     samples_path = out_dir / "samples.jsonl"
-    for p in (out_dir / "metrics.jsonl", samples_path):
-        p.unlink(missing_ok=True)
+    start = 0
+    if found is not None:
+        ckpt, meta = found
+        load_checkpoint_into(ckpt, model, opt, meta)
+        start = int(meta["step"])
+        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+        if "cuda_rng" in meta and torch.cuda.is_available():
+            torch.cuda.set_rng_state(torch.tensor(meta["cuda_rng"], dtype=torch.uint8))
+        backend.sync_weights(model)
+        for p in (out_dir / "metrics.jsonl", samples_path):  # records past the checkpoint are redone
+            MetricsLog(p, True).truncate_after(start)
+    else:
+        for p in (out_dir / "metrics.jsonl", samples_path):
+            p.unlink(missing_ok=True)
 
     def run_eval(step: int) -> dict:
         return evaluate_policy(backend, tok, task, eval_set, cfg.template, cfg.max_new_tokens,
                                cfg.eval_temperature, seed=cfg.seed + 1)[0]
 
-    base = run_eval(0)
+    if found is not None:
+        base = found[1]["base"]
+    else:
+        base = run_eval(0)
+        log.write({"step": 0, **base, "self_check_base": base["val_self_check_rate"]})
     self_check_base = base["val_self_check_rate"]
-    log.write({"step": 0, **base, "self_check_base": self_check_base})
     last: dict = {}
-    bar = tqdm(range(cfg.steps), desc=f"rl {out_dir.name}", unit="step", disable=not _progress(cfg))
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"rl {out_dir.name}", unit="step",
+               disable=not _progress(cfg))
     P, G = cfg.prompts_per_step, cfg.group_size
     for step in bar:
         t0 = time.perf_counter()
-        examples = stream.take(P)
+        examples = stream.batch(step, P)
         prompt_texts = [render_prompt(task, ex, cfg.template, shots) for ex in examples]
         prompt_ids = [encode_prompt(tok, t) for t in prompt_texts]
         model.eval()
@@ -285,8 +384,14 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         bar.set_postfix(reward=f"{record['reward']:.2f}", acc=f"{record['accuracy']:.2f}",
                         len=f"{record['len_mean']:.0f}")
         if (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0) or step + 1 == cfg.steps:
-            save_checkpoint(out_dir, step + 1, model, opt, {"kind": "rl"})
+            state = {"kind": "rl", "init_step": init_step, "base": base,
+                     "torch_rng": torch.get_rng_state().tolist()}
+            if torch.cuda.is_available():
+                state["cuda_rng"] = torch.cuda.get_rng_state().tolist()
+            save_checkpoint(out_dir, step + 1, model, opt, state)
     bar.close()
+    if not last:  # resumed a finished run: report its last record
+        last = json.loads((out_dir / "metrics.jsonl").read_text().splitlines()[-1])
     model.eval()
     from emergelab.rl.plots import plot_rl_metrics
 
