@@ -1,19 +1,36 @@
 """GRPO steps per second: emergelab vs TRL's GRPOTrainer on the same model, batch shape, lengths, threads.
 
-    python bench/bench_grpo.py [--size 1m] [--steps 4] [--threads 2]
+    python bench/bench_grpo.py [--size 1m] [--steps 6] [--threads 1]
 
-Both sides: the same randomly initialised Llama-architecture model (ours, exported with
-`emergelab.model.hf.to_hf_llama`), 16 prompts × 8 samples, up to 64 new tokens, the same accuracy
-reward (the task verifier), one optimizer step per rollout batch, the CPU with the same thread count.
-The first step is a warm-up and is not timed; the median step time is reported (the
-machine may be shared). TRL is optional (`pip install -r requirements-bench.txt`);
-without it only emergelab's numbers are reported. Writes bench/results/grpo.json.
+The same work on both sides:
+  * the same randomly initialised Llama-architecture model (ours, exported with
+    `emergelab.model.hf.to_hf_llama`), the same prompt token ids (`<eos>` + the problem, as
+    `encode_prompt` builds them), 16 prompts × 8 samples, up to 64 new tokens, temperature 1, no
+    top-k/top-p, the same stop rule (<eos> or a newline ends a completion: TRL gets both ids as the
+    model's `generation_config.eos_token_id`, so its completion mask ends there too);
+  * the same reward: the task verifier of a 3-digit addition task scored by position-wise agreement
+    with the answer (`PartialAdd`), so that even a random model's groups have reward variance and both
+    trainers take a real optimizer step every step (ours skips the step on a batch without signal);
+  * the same objective: token-level (DAPO) aggregation, group-std advantage scaling, ε = 0.2, β = 0 (no
+    reference model on either side), one optimizer step per rollout batch (μ = 1: neither side
+    recomputes old log-probs), gradient clipping at 1.0, AdamW;
+  * the same thread count (`torch.set_num_threads`), in one process, emergelab first.
+The first step is a warm-up and is not timed; the median step time of the rest is reported, with the
+mean completion length each side sampled (the lengths are random, so they differ a little step by step).
+Remaining asymmetries: ours is timed by the loop's own `step_s` (rollout, scoring, loss, backward,
+optimizer; not the metrics-file write), TRL's between `on_step_end` callbacks (its whole step,
+including its logging); TRL uses its default fused AdamW and linear lr decay, ours plain AdamW
+(foreach=False) at constant lr — the optimizer is a few ms either way.
+TRL is optional (`pip install -r requirements-bench.txt`); without it only emergelab's numbers are
+reported. Writes bench/results/grpo.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,12 +42,23 @@ from emergelab.data.tokenizer import char_tokenizer
 from emergelab.model import GPT, ModelConfig
 from emergelab.rl.trainer import RLConfig, train_grpo
 from emergelab.runs import save_checkpoint
-from emergelab.tasks.base import sampling_stops
+from emergelab.tasks.arithmetic import Arithmetic
+from emergelab.tasks.base import Example, Verdict, cut_at_stop, sampling_stops
 from emergelab.tasks.registry import get_task
+from emergelab.tasks.scoring import char_accuracy
+from emergelab.train.sft import encode_prompt
 
 SIZES = {"100k": (2, 64, 4), "1m": (4, 128, 4), "4m": (6, 224, 7)}
-TASK = "add:digits=3"
+TASK = f"{Path(__file__).resolve()}:PartialAdd:digits=3"
 P, G, MAX_NEW = 16, 8, 64
+
+
+class PartialAdd(Arithmetic):
+    """Addition scored by the share of answer characters the completion gets right, position by position."""
+
+    def verify(self, example: Example, completion: str) -> Verdict:
+        score = char_accuracy(completion.strip(), example.answer)
+        return Verdict(score, "position-wise agreement", completion, "plain")
 
 
 def make_run(root: Path, size: str) -> tuple[Path, GPT, object]:
@@ -47,48 +75,55 @@ def make_run(root: Path, size: str) -> tuple[Path, GPT, object]:
     return run, model, tok
 
 
-def bench_emergelab(run: Path, root: Path, steps: int) -> float:
+def bench_emergelab(run: Path, root: Path, steps: int) -> dict:
     cfg = RLConfig(task=TASK, steps=steps + 1, prompts_per_step=P, group_size=G, max_new_tokens=MAX_NEW,
-                   eval_every=10_000, eval_n=1, progress=False, beta=0.0, loss_agg="token",
-                   log_kl=False)  # like TRL with beta=0: no reference model
+                   eval_every=10_000, eval_n=1, progress=False, beta=0.0, log_kl=False, loss_agg="token",
+                   adv_scale="group", ckpt_every=0)
     train_grpo(cfg, run, root / "rl")
     rows = [json.loads(x) for x in (root / "rl" / "metrics.jsonl").read_text().splitlines()]
-    times = sorted(r["step_s"] for r in rows if r["step"] >= 2)  # step 1 is the warm-up
-    return 1 / times[len(times) // 2]  # median: robust to other processes on a shared machine
+    timed = [r for r in rows if r["step"] >= 2]  # step 1 is the warm-up
+    return {"steps_per_s": 1 / statistics.median(r["step_s"] for r in timed),
+            "step_s": [round(r["step_s"], 3) for r in timed],
+            "gen_s": [round(r["gen_s"], 3) for r in timed],
+            "mean_completion_len": statistics.mean(r["len_mean"] for r in timed),
+            "optimizer_steps_skipped": sum(r["skipped"] for r in timed)}
 
 
-def bench_trl(model: GPT, tok, root: Path, steps: int) -> float | str:
+def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
     try:
-        from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+        from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, TrainerCallback
         from trl import GRPOConfig, GRPOTrainer
     except ImportError as e:
         return f"not run: {e}"
-    from emergelab.model.hf import to_hf_llama
-
-    hf_dir = to_hf_llama(model, tok, root / "hf")
-    task = get_task(TASK)
-    examples = task.generate(P * (steps + 1), "train", seed=0)
-    by_prompt = {ex.prompt: ex for ex in examples}
     from datasets import Dataset
     from datasets.table import InMemoryTable
 
-    # an explicit fingerprint skips datasets' dill hashing (which fails on this pyarrow build)
-    data = Dataset(InMemoryTable.from_pydict({"prompt": [ex.prompt for ex in examples]}), fingerprint="bench")
+    from emergelab.model.hf import to_hf_llama
 
-    def accuracy(prompts, completions, **_):
-        return [task.verify(by_prompt[p], c).score for p, c in zip(prompts, completions)]
-
+    hf_dir = to_hf_llama(model, tok, root / "hf")
     hf_tok = PreTrainedTokenizerFast.from_pretrained(hf_dir)
+    task = get_task(TASK)
+    examples = task.generate(P * (steps + 1), "train", seed=0)
+    # "<eos>" + problem tokenizes to exactly our prompt ids
+    by_prompt = {"<eos>" + ex.prompt: ex for ex in examples}
+    for text, ex in by_prompt.items():
+        assert hf_tok(text)["input_ids"] == encode_prompt(tok, ex.prompt), text
+    # an explicit fingerprint skips datasets' dill hashing (which fails on this pyarrow build)
+    data = Dataset(InMemoryTable.from_pydict({"prompt": list(by_prompt)}), fingerprint="bench")
+
+    def accuracy(prompts, completions, **_):  # the reward our loop computes: verifier on the cut text
+        return [task.verify(by_prompt[p], cut_at_stop(c)).score for p, c in zip(prompts, completions)]
+
+    hf_model = AutoModelForCausalLM.from_pretrained(hf_dir)
+    hf_model.generation_config.eos_token_id = list(sampling_stops(tok)["stop_token_ids"])
     args = GRPOConfig(output_dir=str(root / "trl"), per_device_train_batch_size=P * G, num_generations=G,
                       max_completion_length=MAX_NEW, max_steps=steps + 1, learning_rate=1e-4, beta=0.0,
-                      logging_steps=1, report_to=[], use_cpu=True, save_strategy="no", temperature=1.0,
-                      # the same stop rule as ours: <eos> or a newline ends a completion
-                      generation_kwargs={"eos_token_id": list(sampling_stops(tok)["stop_token_ids"])})
-    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(hf_dir), reward_funcs=accuracy, args=args,
-                          train_dataset=data, processing_class=hf_tok)
+                      loss_type="dapo", scale_rewards="group", epsilon=0.2, num_iterations=1,
+                      max_grad_norm=1.0, temperature=1.0, top_p=1.0, top_k=0, logging_steps=1, report_to=[],
+                      use_cpu=True, save_strategy="no", disable_tqdm=True)
+    trainer = GRPOTrainer(model=hf_model, reward_funcs=accuracy, args=args, train_dataset=data,
+                          processing_class=hf_tok)
     stamps: list[float] = []
-
-    from transformers import TrainerCallback
 
     class Clock(TrainerCallback):
         def on_step_end(self, *a, **k):
@@ -98,33 +133,38 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> float | str:
     trainer.train()
     if len(stamps) < 2:
         return "not enough steps"
-    times = sorted(b - a for a, b in zip(stamps, stamps[1:]))
-    return 1 / times[len(times) // 2]
+    times = [b - a for a, b in zip(stamps, stamps[1:])]
+    lens = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
+    return {"steps_per_s": 1 / statistics.median(times), "step_s": [round(t, 3) for t in times],
+            "mean_completion_len": statistics.mean(lens[1:]), "optimizer_steps_skipped": 0}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", default="1m", choices=list(SIZES))
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per side (plus one warm-up step)")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    os.environ["EMERGELAB_NO_PROGRESS"] = "1"
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run, model, tok = make_run(root, args.size)
         ours = bench_emergelab(run, root, args.steps)
         trl = bench_trl(model, tok, root, args.steps)
+    ratio = ours["steps_per_s"] / trl["steps_per_s"] if isinstance(trl, dict) else None
     result = {"size": args.size, "params": model.num_params(), "prompts_x_group": f"{P}x{G}",
-              "max_new_tokens": MAX_NEW, "threads": args.threads, "emergelab_steps_per_s": ours,
-              "trl_steps_per_s": trl,
-              "ratio": ours / trl if isinstance(trl, float) else None}
+              "max_new_tokens": MAX_NEW, "threads": args.threads, "timed_steps": args.steps,
+              "load_avg_1_5_15_before": [round(x, 2) for x in load],
+              "load_avg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+              "emergelab": ours, "trl": trl, "ratio": ratio}
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "grpo.json").write_text(json.dumps(result, indent=1))
-    print(f"{'':12}{'steps/s':>10}\nemergelab   {ours:>10.3f}\nTRL         "
-          f"{trl if isinstance(trl, str) else f'{trl:>10.3f}'}")
-    if result["ratio"]:
-        print(f"ratio {result['ratio']:.2f}x")
+    print(json.dumps(result, indent=1))
+    if ratio:
+        print(f"emergelab {ours['steps_per_s']:.3f} steps/s, TRL {trl['steps_per_s']:.3f} steps/s: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

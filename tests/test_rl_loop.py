@@ -109,3 +109,48 @@ def test_batches_without_learning_signal_leave_the_weights_unchanged(tmp_path):
     assert all(r["skipped"] == 1 for r in _rows(tmp_path / "rl") if r["step"] > 0)
     before, after = load_model(base)[0].state_dict(), load_model(tmp_path / "rl")[0].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_length_buckets_cover_every_row_once_and_are_optimal():
+    from itertools import combinations
+
+    from emergelab.rl.rollout import length_buckets
+
+    rng = random.Random(0)
+    for _ in range(30):
+        lengths = [rng.randint(1, 40) for _ in range(rng.randint(1, 9))]
+        cap, overhead = rng.choice([0, 2, 3]), rng.choice([0, 5, 50])
+        buckets = length_buckets(lengths, cap, overhead)
+        rows = sorted(int(i) for r, _ in buckets for i in r)
+        assert rows == list(range(len(lengths)))
+        assert all(s == max(lengths[int(i)] for i in r) for r, s in buckets)
+        assert all(len(r) <= (cap or len(lengths)) for r, _ in buckets)
+        cost = sum(len(r) * s + overhead for r, s in buckets)
+        # brute force: every split of the sorted rows into contiguous runs
+        ls, n = sorted(lengths), len(lengths)
+        best = min(
+            sum((b - a) * ls[b - 1] + overhead for a, b in zip((0, *cuts), (*cuts, n)))
+            for k in range(n) for cuts in combinations(range(1, n), k)
+            if all(b - a <= (cap or n) for a, b in zip((0, *cuts), (*cuts, n))))
+        assert cost == best
+
+
+def test_length_buckets_give_the_update_of_one_padded_batch(tmp_path, monkeypatch):
+    import emergelab.rl.trainer as trainer
+
+    base = _base_run(tmp_path)
+    params = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls on a loaded machine are slower with more threads
+    for overhead in (10**9, 0):  # one batch padded to the longest row vs. one micro-batch per length
+        monkeypatch.setattr(trainer, "BUCKET_OVERHEAD", {"cpu": overhead, "cuda": overhead})
+        cfg = RLConfig(task=f"{__file__}:IsSmall", steps=2, prompts_per_step=8, group_size=8, max_new_tokens=6,
+                       lr=1e-2, loss_agg="token", adv_scale="group", beta=0.05, mu=2, eval_every=100, eval_n=4,
+                       progress=False)
+        train_grpo(cfg, base, tmp_path / f"rl{overhead}")
+        params.append(load_model(tmp_path / f"rl{overhead}")[0].state_dict())
+        rows = _rows(tmp_path / f"rl{overhead}")
+        assert max(r["len_mean"] for r in rows if r["step"] > 0) < 6  # the premise: lengths vary
+    torch.set_num_threads(threads)
+    for k in params[0]:
+        torch.testing.assert_close(params[0][k], params[1][k], rtol=1e-4, atol=1e-6)

@@ -66,6 +66,35 @@ def pack_sequences(prompts: list[list[int]], completions: list[list[int]], pad_i
     return idx, targets, mask
 
 
+def length_buckets(lengths: list[int], max_rows: int = 0, overhead: int = 256
+                   ) -> list[tuple[torch.Tensor, int]]:
+    """Split rows into micro-batches of similar length, each trimmed to its own longest row.
+
+    Completions of one rollout batch vary from 1 token to max_new_tokens, so one batch padded to the
+    longest row spends most of its forward/backward on padding. Rows are sorted by length and cut
+    into contiguous runs minimising  Σ rows·longest + overhead·(number of runs)  (exact dynamic
+    program; `overhead` is the fixed cost of one more forward/backward, in tokens), with at most
+    `max_rows` rows per run (0 = no limit). Returns [(row indices, columns to keep)]. Right padding
+    means a row's real positions never see the trimmed columns, so log-probs are unchanged.
+    """
+    n = len(lengths)
+    order = sorted(range(n), key=lambda i: (lengths[i], i))
+    ls = [lengths[i] for i in order]
+    cap = max_rows if max_rows > 0 else n
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j sorted rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(max(0, j - cap), j):
+            c = best[i] + (j - i) * ls[j - 1] + overhead
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    runs, j = [], n
+    while j > 0:
+        runs.append((cut[j], j))
+        j = cut[j]
+    return [(torch.tensor(order[i:j]), ls[j - 1]) for i, j in reversed(runs)]
+
+
 def sequence_logprobs(model: GPT, idx: torch.Tensor, targets: torch.Tensor, with_entropy: bool = False
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(target_t | idx_≤t) per position (N, S), and optionally the entropy of π at each position."""
