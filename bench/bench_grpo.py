@@ -116,6 +116,16 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
 
     hf_model = AutoModelForCausalLM.from_pretrained(hf_dir)
     hf_model.generation_config.eos_token_id = list(sampling_stops(tok)["stop_token_ids"])
+    gen_s: list[float] = []
+    hf_generate = hf_model.generate
+
+    def timed_generate(*a, **k):  # TRL's rollout time, to compare with our gen_s
+        t0 = time.perf_counter()
+        out = hf_generate(*a, **k)
+        gen_s.append(time.perf_counter() - t0)
+        return out
+
+    hf_model.generate = timed_generate
     args = GRPOConfig(output_dir=str(root / "trl"), per_device_train_batch_size=P * G, num_generations=G,
                       max_completion_length=MAX_NEW, max_steps=steps + 1, learning_rate=1e-4, beta=0.0,
                       loss_type="dapo", scale_rewards="group", epsilon=0.2, num_iterations=1,
@@ -136,6 +146,7 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
     times = [b - a for a, b in zip(stamps, stamps[1:])]
     lens = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
     return {"steps_per_s": 1 / statistics.median(times), "step_s": [round(t, 3) for t in times],
+            "gen_s": [round(t, 3) for t in gen_s[1:]],
             "mean_completion_len": statistics.mean(lens[1:]), "optimizer_steps_skipped": 0}
 
 
