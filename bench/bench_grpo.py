@@ -1,6 +1,6 @@
 """GRPO steps per second: emergelab vs TRL's GRPOTrainer on the same model, batch shape, lengths, threads.
 
-    python bench/bench_grpo.py [--size 1m] [--steps 6] [--threads 1]
+    python bench/bench_grpo.py [--sizes 100k,1m,4m] [--repeat 3] [--steps 6] [--threads 1]
 
 The same work on both sides:
   * the same randomly initialised Llama-architecture model (ours, exported with
@@ -14,13 +14,18 @@ The same work on both sides:
   * the same objective: token-level (DAPO) aggregation, group-std advantage scaling, ε = 0.2, β = 0 (no
     reference model on either side), one optimizer step per rollout batch (μ = 1: neither side
     recomputes old log-probs), gradient clipping at 1.0, AdamW;
+  * a learning rate of 1e-6, constant, on both sides: the partial-credit reward favours longer
+    completions, and at 1e-4 (with TRL's default linear decay vs. our constant rate) the two policies
+    drifted apart within a few steps (4M model: our mean length 15 → 30, TRL's ~15), so the two sides
+    no longer sampled the same amount of work; a step's cost does not depend on the lr value;
   * the same thread count (`torch.set_num_threads`), in one process, emergelab first.
-The first step is a warm-up and is not timed; the median step time of the rest is reported, with the
-mean completion length each side sampled (the lengths are random, so they differ a little step by step).
+The first step is a warm-up and is not timed; a run reports the median step time of the rest, with the
+mean completion length each side sampled (random, so they differ a little) and the rollout time; each
+size is run `--repeat` times (fresh model, both sides) and the medians over runs are reported.
 Remaining asymmetries: ours is timed by the loop's own `step_s` (rollout, scoring, loss, backward,
 optimizer; not the metrics-file write), TRL's between `on_step_end` callbacks (its whole step,
-including its logging); TRL uses its default fused AdamW and linear lr decay, ours plain AdamW
-(foreach=False) at constant lr — the optimizer is a few ms either way.
+including its logging); TRL uses its default fused AdamW, ours plain AdamW (foreach=False) — the
+optimizer is a few ms either way.
 TRL is optional (`pip install -r requirements-bench.txt`); without it only emergelab's numbers are
 reported. Writes bench/results/grpo.json.
 """
@@ -51,6 +56,7 @@ from emergelab.train.sft import encode_prompt
 SIZES = {"100k": (2, 64, 4), "1m": (4, 128, 4), "4m": (6, 224, 7)}
 TASK = f"{Path(__file__).resolve()}:PartialAdd:digits=3"
 P, G, MAX_NEW = 16, 8, 64
+LR = 1e-6  # small enough that neither policy drifts during the benchmark (see the docstring)
 
 
 class PartialAdd(Arithmetic):
@@ -78,7 +84,7 @@ def make_run(root: Path, size: str) -> tuple[Path, GPT, object]:
 def bench_emergelab(run: Path, root: Path, steps: int) -> dict:
     cfg = RLConfig(task=TASK, steps=steps + 1, prompts_per_step=P, group_size=G, max_new_tokens=MAX_NEW,
                    eval_every=10_000, eval_n=1, progress=False, beta=0.0, log_kl=False, loss_agg="token",
-                   adv_scale="group", ckpt_every=0)
+                   adv_scale="group", ckpt_every=0, lr=LR)
     train_grpo(cfg, run, root / "rl")
     rows = [json.loads(x) for x in (root / "rl" / "metrics.jsonl").read_text().splitlines()]
     timed = [r for r in rows if r["step"] >= 2]  # step 1 is the warm-up
@@ -92,6 +98,7 @@ def bench_emergelab(run: Path, root: Path, steps: int) -> dict:
 def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
     try:
         from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, TrainerCallback
+        from transformers.trainer_callback import PrinterCallback
         from trl import GRPOConfig, GRPOTrainer
     except ImportError as e:
         return f"not run: {e}"
@@ -127,7 +134,8 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
 
     hf_model.generate = timed_generate
     args = GRPOConfig(output_dir=str(root / "trl"), per_device_train_batch_size=P * G, num_generations=G,
-                      max_completion_length=MAX_NEW, max_steps=steps + 1, learning_rate=1e-4, beta=0.0,
+                      max_completion_length=MAX_NEW, max_steps=steps + 1, learning_rate=LR,
+                      lr_scheduler_type="constant", beta=0.0,
                       loss_type="dapo", scale_rewards="group", epsilon=0.2, num_iterations=1,
                       max_grad_norm=1.0, temperature=1.0, top_p=1.0, top_k=0, logging_steps=1, report_to=[],
                       use_cpu=True, save_strategy="no", disable_tqdm=True)
@@ -140,6 +148,7 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
             stamps.append(time.perf_counter())
 
     trainer.add_callback(Clock())
+    trainer.remove_callback(PrinterCallback)  # the per-step log dicts on stdout
     trainer.train()
     if len(stamps) < 2:
         return "not enough steps"
@@ -150,32 +159,49 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
             "mean_completion_len": statistics.mean(lens[1:]), "optimizer_steps_skipped": 0}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--size", default="1m", choices=list(SIZES))
-    ap.add_argument("--steps", type=int, default=6, help="timed steps per side (plus one warm-up step)")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    os.environ["EMERGELAB_NO_PROGRESS"] = "1"
+def bench_once(size: str, steps: int) -> dict:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        run, model, tok = make_run(root, args.size)
-        ours = bench_emergelab(run, root, args.steps)
-        trl = bench_trl(model, tok, root, args.steps)
+        run, model, tok = make_run(root, size)
+        ours = bench_emergelab(run, root, steps)
+        trl = bench_trl(model, tok, root, steps)
     ratio = ours["steps_per_s"] / trl["steps_per_s"] if isinstance(trl, dict) else None
-    result = {"size": args.size, "params": model.num_params(), "prompts_x_group": f"{P}x{G}",
-              "max_new_tokens": MAX_NEW, "threads": args.threads, "timed_steps": args.steps,
-              "load_avg_1_5_15_before": [round(x, 2) for x in load],
-              "load_avg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
-              "emergelab": ours, "trl": trl, "ratio": ratio}
+    return {"params": model.num_params(), "load_avg_1_5_15_before": [round(x, 2) for x in load],
+            "emergelab": ours, "trl": trl, "ratio": ratio}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", default="1m", help=f"comma-separated, from {','.join(SIZES)}")
+    ap.add_argument("--repeat", type=int, default=3, help="independent runs per size (medians reported)")
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per side and run (plus one warm-up)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    sizes = [s for s in args.sizes.split(",") if s]
+    for s in sizes:
+        if s not in SIZES:
+            raise SystemExit(f"--sizes: {s!r} is not one of {list(SIZES)}")
+    torch.set_num_threads(args.threads)
+    os.environ["EMERGELAB_NO_PROGRESS"] = "1"
+    result: dict = {"command": f"python bench/bench_grpo.py --sizes {args.sizes} --repeat {args.repeat} "
+                               f"--steps {args.steps} --threads {args.threads}",
+                    "prompts_x_group": f"{P}x{G}", "max_new_tokens": MAX_NEW, "threads": args.threads,
+                    "timed_steps_per_run": args.steps, "sizes": {}}
+    for size in sizes:
+        runs = [bench_once(size, args.steps) for _ in range(args.repeat)]
+        med = {"params": runs[0]["params"],
+               "emergelab_steps_per_s": statistics.median(r["emergelab"]["steps_per_s"] for r in runs)}
+        if all(r["ratio"] for r in runs):
+            med["trl_steps_per_s"] = statistics.median(r["trl"]["steps_per_s"] for r in runs)
+            med["ratio_median"] = statistics.median(r["ratio"] for r in runs)
+            med["ratio_min_max"] = [min(r["ratio"] for r in runs), max(r["ratio"] for r in runs)]
+        result["sizes"][size] = {**med, "runs": runs}
+        print(f"{size}: {json.dumps(med)}", flush=True)
+    result["load_avg_1_5_15_after"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "grpo.json").write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
-    if ratio:
-        print(f"emergelab {ours['steps_per_s']:.3f} steps/s, TRL {trl['steps_per_s']:.3f} steps/s: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
