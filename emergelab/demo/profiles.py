@@ -16,7 +16,9 @@ from emergelab.errors import UserError
 
 # Arithmetic with place hints (a letter before each digit names its column): with them, and the loss on
 # answers only (data.loss_on=answers), a 2-layer model learned reversed 4-digit addition in ~1,000 steps;
-# without either, packed pretraining stayed on the plateau for 3,000 steps (docs/tasks.md).
+# without either, packed pretraining stayed on the plateau for 3,000 steps (docs/tasks.md). Packed windows
+# also need document masking (train.doc_mask, on by default): without it, the same model on the same
+# examples stayed at exact match 0 for 2,400 steps (scripts/probe_packing.py).
 ADD4R = "add:digits=4,format=reversed,pad=true,hints=true"
 ADD6 = "add:digits=6,hints=true"
 
@@ -49,8 +51,10 @@ QUICK_CORPUS: dict[str, Any] = {
     "documents": 40000,
     "val_fraction": 0.05,
     "tasks": [
-        {"task": ADD4R, "weight": 8},
-        {"task": ADD6, "weight": 5, "cot": 0.3, "self_correct": 0.05},
+        # with 8:5 the 100k model reached only half-right 6-digit scratchpads in 2,000 steps; at 5:10 it
+        # learned both (add4r 1.00, add6 direct 0.70, scratchpad 0.91 on 100 held-out items)
+        {"task": ADD4R, "weight": 5},
+        {"task": ADD6, "weight": 10, "cot": 0.3, "self_correct": 0.05},
         {"task": "syllogism:hops=1-3", "weight": 1.5, "cot": 0.3},
         {"task": "lexicon:size=4", "weight": 1, "lines": [2, 6]},
     ],
@@ -92,14 +96,20 @@ PROFILES: dict[str, dict[str, Any]] = {
         "corpus": QUICK_CORPUS,
         # around EXPERIMENTS.md's reversed-addition jump (27k → 59k parameters at 1,500 steps)
         "sizes": ["5k", "15k", "30k", "50k", "100k"],
-        "pretrain": {"max_steps": 1500, "batch_size": 32, "seq_len": 128, "eval_every": 250, "eval_batches": 8,
+        # 256-token windows: a 6-digit worked solution is ~130 tokens and must fit whole in a window
+        "pretrain": {"max_steps": 2000, "batch_size": 16, "seq_len": 256, "eval_every": 250, "eval_batches": 8,
                      "warmup_steps": 100, "block_size": 256,
                      "loss_on": "answers"},
         "eval_n": 200,
         "experiments": "quick",
-        "rl": {"rl.task": ADD6, "rl.steps": 40},
-        "tts": {"n_items": 100, "samples": [1, 2, 4, 8, 16], "budgets": [8, 16, 32, 64], "max_new_tokens": 96},
-        "distill": {"task": ADD6, "n": 400, "samples": 4, "student_size": "15k", "sft": []},
+        # a hinted 6-digit scratchpad + answer is ~110 tokens: shorter limits would truncate every chain of thought
+        "rl": {"rl.task": ADD6, "rl.steps": 60, "rl.max_new_tokens": 120},
+        "tts": {"n_items": 100, "samples": [1, 2, 4, 8, 16], "budgets": [8, 16, 32, 64, 120],
+                "max_new_tokens": 120},
+        # the 50k model writes the scratchpad format but gets digits wrong; 15k and 3 SFT epochs at lr 3e-4
+        # left both students at 0, so the student gets more epochs at a higher rate
+        "distill": {"task": ADD6, "n": 1500, "samples": 2, "student_size": "50k",
+                    "sft": ["sft.epochs=10", "train.lr=1e-3"]},
         "cot_bridge_n": 100,
         "threads": 1,
     },
@@ -111,7 +121,8 @@ PROFILES: dict[str, dict[str, Any]] = {
                      "loss_on": "answers"},
         "eval_n": 500,
         "experiments": "gpu",
-        "rl": {"rl.task": ADD6, "rl.steps": 200, "rl.prompts_per_step": 32, "rl.group_size": 16, "rl.device": "cuda"},
+        "rl": {"rl.task": ADD6, "rl.steps": 200, "rl.prompts_per_step": 32, "rl.group_size": 16, "rl.device": "cuda",
+               "rl.max_new_tokens": 160},
         "tts": {"n_items": 500, "samples": [1, 2, 4, 8, 16, 32, 64], "budgets": [8, 16, 32, 64, 128],
                 "max_new_tokens": 160},
         "distill": {"task": ADD6, "n": 4000, "samples": 8, "student_size": "300k", "sft": []},

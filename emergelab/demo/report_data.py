@@ -311,11 +311,18 @@ def claim_distill(out: Path, results: dict) -> dict:
     base, dist, rl = acc.get("student_base"), acc.get("student_distilled"), acc.get("student_rl")
     verdict = "reproduced" if _finite(rl) and dist > rl else "not reproduced at this scale"
     rl_text = f"{rl:.2f}" if _finite(rl) else "n/a"
+    chars = r.get("heldout_char_accuracy") or {}
+    char_text = ""
+    if all(_finite(chars.get(k)) for k in ("student_base", "student_distilled", "student_rl")):
+        char_text = (f" Character accuracy of the answers (a finer lens): {chars['student_base']:.2f} before, "
+                     f"{chars['student_distilled']:.2f} distilled, {chars['student_rl']:.2f} after GRPO.")
     return _claim("distill", verdict,
                   f"Student ({Path(r['student']).name}): {base:.2f} before, {dist:.2f} after SFT on "
                   f"{r['traces'].get('kept', '?')} verified teacher traces, {rl_text} "
-                  f"after GRPO on its own at matched training tokens ({r.get('rl', {}).get('steps')} steps).",
-                  {"student_base": base, "student_distilled": dist, "student_rl": rl}, [], "distill/distill.json",
+                  f"after GRPO on its own at matched training tokens ({r.get('rl', {}).get('steps')} steps)."
+                  + char_text,
+                  {"student_base": base, "student_distilled": dist, "student_rl": rl,
+                   **{f"char_{k}": v for k, v in chars.items()}}, [], "distill/distill.json",
                   "reproduced if the distilled student beats the RL-trained student")
 
 

@@ -56,6 +56,17 @@ def teacher_traces(model, tok, task, n: int, samples: int, template: str, max_ne
     return pairs, {"sampled": len(comps), "verified": correct, "kept": len(pairs)}
 
 
+def _fitting_seq_len(student: Path, pairs: list[tuple[str, str]], template: str) -> int:
+    """SFT row length that holds the longest trace whole (a truncated trace would lose its answer)."""
+    from emergelab.data.tokenizer import Tokenizer
+    from emergelab.runs import read_run_config
+    from emergelab.train.sft import encode_pair
+
+    tok = Tokenizer.load(student / "tokenizer.json")
+    longest = max(len(encode_pair(tok, p, r, template)[0]) for p, r in pairs)
+    return min(int(read_run_config(student)["model"]["block_size"]), -(-longest // 32) * 32)
+
+
 def distill(teacher: str | Path, student: str | Path, out: str | Path, task: str | None = None, n: int = 1000,
             samples: int = 4, overrides: list[str] | None = None, compare_rl: bool = False,
             max_new_tokens: int | None = None, seed: int = 0) -> dict:
@@ -88,16 +99,22 @@ def distill(teacher: str | Path, student: str | Path, out: str | Path, task: str
     write_jsonl_pairs(pairs, out / "teacher_traces.jsonl")
     sft_cfg = load_sft_config(None, [f"sft.jsonl=[{out / 'teacher_traces.jsonl'}]", f"sft.task={task_spec}",
                                      f"sft.template={template}", f"sft.max_new_tokens={max_new}",
+                                     f"train.seq_len={_fitting_seq_len(student_path, pairs, template)}",
                                      *(overrides or [])])
     sft_summary = train_sft(sft_cfg, student_path, out / "student_sft", pairs=pairs)
     result = {"teacher": str(teacher), "student": str(student_path), "task": task_spec, "traces": counts,
               "sft": {k: sft_summary[k] for k in ("conversations", "assistant_tokens", "steps")}}
 
     eval_set = t.generate(200, "test", seed=seed)
-    scores = {}
-    for name, run in (("student_base", student_path), ("student_distilled", out / "student_sft")):
+    scores, chars = {}, {}
+
+    def score(name: str, run: Path) -> None:
         m, tok, _ = load_model(run)
-        scores[name] = greedy_accuracy(m, tok, t, eval_set, template, max_new)["val_accuracy"]
+        g = greedy_accuracy(m, tok, t, eval_set, template, max_new)
+        scores[name], chars[name] = g["val_accuracy"], g.get("val_char_accuracy")
+
+    score("student_base", student_path)
+    score("student_distilled", out / "student_sft")
     if compare_rl:
         sft_tokens = sft_summary["steps"] * sft_cfg.train.batch_size * sft_cfg.train.seq_len
         avg_prompt = sum(len(encode_prompt(ttok, render_prompt(t, ex, template))) for ex in eval_set) / len(eval_set)
@@ -105,9 +122,9 @@ def distill(teacher: str | Path, student: str | Path, out: str | Path, task: str
         per_step = rl_cfg.prompts_per_step * rl_cfg.group_size * (avg_prompt + max_new / 2)
         rl_cfg.steps = max(1, round(sft_tokens / per_step))
         train_grpo(rl_cfg, student_path, out / "student_rl")
-        m, tok, _ = load_model(out / "student_rl")
-        scores["student_rl"] = greedy_accuracy(m, tok, t, eval_set, template, max_new)["val_accuracy"]
+        score("student_rl", out / "student_rl")
         result["rl"] = {"steps": rl_cfg.steps, "matched_tokens": sft_tokens}
     result["heldout_greedy_accuracy"] = scores
+    result["heldout_char_accuracy"] = chars
     (out / "distill.json").write_text(json.dumps(result, indent=1))
     return result

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -202,16 +203,22 @@ def make_batch_fn(x: torch.Tensor, y: torch.Tensor, batch_size: int, grad_accum:
 
 
 def greedy_accuracy(model, tokenizer, task, examples, template: str, max_new_tokens: int) -> dict:
-    """val_accuracy and val_think_rate of greedy answers on held-out task items."""
+    """val_accuracy, val_think_rate and (where the task defines it) val_char_accuracy of greedy answers
+    on held-out task items."""
     from emergelab.model import SamplingParams, generate
     from emergelab.tasks.base import cut_at_stop, sampling_stops
 
     prompts = [encode_prompt(tokenizer, render_prompt(task, ex, template)) for ex in examples]
     comps = generate(model, prompts, SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0,
                                                     **sampling_stops(tokenizer)), tokenizer=tokenizer)
-    verdicts = [task.verify(ex, cut_at_stop(tokenizer.decode(c.tokens))) for ex, c in zip(examples, comps)]
-    return {"val_accuracy": sum(v.score for v in verdicts) / len(verdicts),
-            "val_think_rate": sum(v.format == "cot" for v in verdicts) / len(verdicts)}
+    texts = [cut_at_stop(tokenizer.decode(c.tokens)) for c in comps]
+    verdicts = [task.verify(ex, t) for ex, t in zip(examples, texts)]
+    chars = [task.continuous_metrics(ex, t).get("char_accuracy") for ex, t in zip(examples, texts)]
+    out = {"val_accuracy": sum(v.score for v in verdicts) / len(verdicts),
+           "val_think_rate": sum(v.format == "cot" for v in verdicts) / len(verdicts)}
+    if all(c is not None for c in chars):  # finer than exact match (the mirage lens)
+        out["val_char_accuracy"] = sum(chars) / len(chars)
+    return out
 
 
 def sft_pairs(cfg: SFTDataConfig, seed: int) -> list[tuple[str, str]]:
@@ -239,6 +246,10 @@ def train_sft(cfg: SFTConfig, init: str | Path, out_dir: str | Path,
         cfg.train.seq_len = model.cfg.block_size
     x, y, truncated = pack([encode_pair(tok, p, r, cfg.sft.template) for p, r in pairs], cfg.train.seq_len,
                            tok.pad_id or 0)
+    if truncated:
+        print(f"sft: warning: {truncated} of {len(pairs)} conversations are longer than train.seq_len="
+              f"{cfg.train.seq_len} and were cut (their ends are not learned) — raise train.seq_len "
+              f"(up to the model's block_size {model.cfg.block_size})", file=sys.stderr)
     n_tokens = int((y != -100).sum())
     if cfg.train.max_steps is None:
         per_step = cfg.train.batch_size * cfg.train.grad_accum
