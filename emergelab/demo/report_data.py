@@ -21,6 +21,10 @@ from emergelab.demo.profiles import get_profile
 NOT_RUN = "not run"
 
 
+def _round(v: Any, digits: int = 1) -> Any:
+    return round(v, digits) if _finite(v) else v
+
+
 def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -263,11 +267,18 @@ def claim_r1_zero(out: Path, results: dict) -> dict:
     verdict = "reproduced" if gain > 0.05 and think_up else "partly" if gain > 0.05 else \
         "not reproduced at this scale"
     aha = "above" if (_finite(sc1) and _finite(sc0) and sc1 > sc0) else "not above"
+    h0, h1 = base.get("hallucination", {}), rl.get("hallucination", {})
+    halluc = ""
+    if _finite(h0.get("hallucination_rate")) and _finite(h1.get("hallucination_rate")):
+        halluc = (f" On syllogisms whose answer is 'cannot tell', confident wrong answers "
+                  f"{h0['hallucination_rate']:.2f} → {h1['hallucination_rate']:.2f} (unparseable answers "
+                  f"{h0['unparsed_rate']:.2f} → {h1['unparsed_rate']:.2f}).")
     return _claim("r1_zero", verdict,
                   f"GRPO with an accuracy reward only, from the strongest pretrained model: held-out accuracy "
-                  f"{base['val_accuracy']:.2f} → {rl['val_accuracy']:.2f}, chain-of-thought rate "
-                  f"{base['val_think_rate']:.2f} → {rl['val_think_rate']:.2f}, mean response length {len0} → {len1} "
-                  f"tokens; the self-check phrase rate ends {aha} the base model's own rate ({sc0} → {sc1}).",
+                  f"{base['val_accuracy']:.2f} → {rl['val_accuracy']:.2f} (greedy), chain-of-thought rate "
+                  f"{base['val_think_rate']:.2f} → {rl['val_think_rate']:.2f}, mean sampled response length "
+                  f"{_round(len0)} → {_round(len1)} tokens; the self-check phrase rate ends {aha} the base model's "
+                  f"own rate ({sc0} → {sc1})." + halluc,
                   {"accuracy_base": base["val_accuracy"], "accuracy_rl": rl["val_accuracy"],
                    "think_rate_base": base["val_think_rate"], "think_rate_rl": rl["val_think_rate"],
                    "len_base": len0, "len_rl": len1, "self_check_base": sc0, "self_check_rl": sc1,
