@@ -75,16 +75,6 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, gen: torch.Generat
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
-def _select_rows(cache: KVCache, rows: torch.Tensor) -> None:
-    """`cache.select(rows)` with `index_select`, which on the CPU copies a cache tensor faster than the
-    advanced indexing `t[rows]` (measured 5–10% of a 16×8 × 64-token rollout); rows finish at different
-    steps, so this runs dozens of times per batch."""
-    cache.k = [t.index_select(0, rows) for t in cache.k]
-    cache.v = [t.index_select(0, rows) for t in cache.v]
-    if cache.pad_lens is not None:
-        cache.pad_lens = cache.pad_lens.index_select(0, rows)
-
-
 @torch.inference_mode()
 def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None = None,
              tokenizer=None) -> list[Completion]:
@@ -148,7 +138,7 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
             keep = torch.tensor([not d for d in done], device=dev)
             rows = [r for r, d in zip(rows, done) if not d]
             active, nxt = active[keep], nxt[keep]
-            _select_rows(cache, keep.nonzero().squeeze(-1))
+            cache.select(keep.nonzero().squeeze(-1))
         logits = model(nxt[:, None], cache=cache).logits[:, -1].float()
     toks, lps = out_tok.tolist(), out_lp.tolist()
     model.train(was_training)
