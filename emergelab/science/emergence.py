@@ -356,7 +356,8 @@ def plot_ability(ability: str, curves: dict[str, dict[str, np.ndarray]], verdict
             f = v["fit"]
             xs = np.linspace(np.log10(c["scale"]).min(), np.log10(c["scale"]).max(), 200)
             w = f["width_decades"] / WIDTH_10_90
-            ax.plot(10**xs, f["lo"] + (f["hi"] - f["lo"]) / (1 + np.exp(-(xs - f["log10_x0"]) / w)), color="C1")
+            z = np.clip(-(xs - f["log10_x0"]) / w, -60, 60)  # a near-step fit would overflow exp
+            ax.plot(10**xs, f["lo"] + (f["hi"] - f["lo"]) / (1 + np.exp(z)), color="C1")
         if v.get("threshold"):
             ax.axvline(v["threshold"], color="C3", ls="--", lw=1)
             ax.axvspan(*v["threshold_ci95"], color="C3", alpha=0.12)
