@@ -115,7 +115,7 @@ def _run_r1(init: Path, out: Path, ov: dict, flat, halluc: dict) -> dict:
     rep = {**halluc, "max_new_tokens": rl.max_new_tokens}
     stages = {"base": _stage_report(init, task, "chat", rep)}
 
-    cold = load_sft_config(None, [f"sft.task={rl.task}", "sft.n=300", "sft.template=chat", "sft.epochs=2",
+    cold = load_sft_config(None, [f"sft.task={rl.task}", "sft.n=3000", "sft.template=chat", "sft.epochs=3",
                                   f"sft.max_new_tokens={rl.max_new_tokens}", "train.seq_len=256", *flat("sft")])
     train_sft(cold, init, out / "1_cold_sft")
     stages["1_cold_sft"] = _stage_report(out / "1_cold_sft", task, "chat", rep)
@@ -127,7 +127,7 @@ def _run_r1(init: Path, out: Path, ov: dict, flat, halluc: dict) -> dict:
     from emergelab.rl.distill import teacher_traces
     from emergelab.runs import load_model
 
-    rs = {"n": 300, "samples": 4, "direct_fraction": 0.3, **ov.get("rs", {})}
+    rs = {"n": 3000, "samples": 4, "direct_fraction": 0.3, **ov.get("rs", {})}
     model, tok, _ = load_model(out / "2_reason_rl")
     kept, counts = teacher_traces(model, tok, task, rs["n"], rs["samples"], "chat", rl.max_new_tokens, seed=1)
     direct = task_pairs(rl.task, max(1, int(rs["direct_fraction"] * max(1, len(kept)))), cot_fraction=0.0, seed=2)
