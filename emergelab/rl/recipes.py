@@ -1,7 +1,7 @@
 """Multi-stage post-training recipes (DeepSeek-R1, 2025) and the hallucination check between stages.
 
     emergelab recipe r1-zero --init BASE --out OUT [rl.steps=40 ...]
-    emergelab recipe r1      --init BASE --out OUT [sft.n=300 rl.steps=30 final.steps=20 ...]
+    emergelab recipe r1      --init BASE --out OUT [sft.n=3000 rl.steps=30 final.steps=20 ...]
 
 r1-zero: the pretrained model → GRPO with rule rewards on the bare prompt (no SFT), so any chain of
          thought must come from the model itself (OUT/rl).
