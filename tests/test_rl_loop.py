@@ -154,3 +154,28 @@ def test_length_buckets_give_the_update_of_one_padded_batch(tmp_path, monkeypatc
     torch.set_num_threads(threads)
     for k in params[0]:
         torch.testing.assert_close(params[0][k], params[1][k], rtol=1e-4, atol=1e-6)
+
+
+def test_logprobs_from_a_start_position_equal_the_full_computation_there():
+    from emergelab.model import GPT, ModelConfig
+    from emergelab.rl.rollout import sequence_logprobs
+
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=50, n_layer=2, n_embd=32, n_head=4, block_size=32))
+    idx = torch.randint(0, 50, (3, 12))
+    targets = torch.randint(0, 50, (3, 12))
+    full, ent_full = sequence_logprobs(model, idx, targets, with_entropy=True)
+    part, ent_part = sequence_logprobs(model, idx, targets, with_entropy=True, start=5)
+    assert part.shape == full.shape
+    torch.testing.assert_close(part[:, 5:], full[:, 5:])
+    torch.testing.assert_close(ent_part[:, 5:], ent_full[:, 5:])
+    assert (part[:, :5] == 0).all() and (ent_part[:, :5] == 0).all()
+    # and the gradient of a loss on positions >= start is the same
+    mask = torch.zeros(3, 12)
+    mask[:, 6:] = 1
+    (full * mask).sum().backward()
+    g_full = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    (part * mask).sum().backward()
+    for g, p in zip(g_full, model.parameters()):
+        torch.testing.assert_close(p.grad, g)

@@ -251,7 +251,7 @@ class GPT(nn.Module):
                 loss_mask: torch.Tensor | None = None, return_attention: bool = False,
                 return_hidden: bool = False, cache: KVCache | None = None,
                 pad_lens: torch.Tensor | None = None, last_logits_only: bool = False,
-                doc_ids: torch.Tensor | None = None) -> ModelOutput:
+                doc_ids: torch.Tensor | None = None, logits_from: int = 0) -> ModelOutput:
         """idx (B, T) token ids. targets (B, T) with -100 = ignore; loss_mask (B, T) bool, False = ignore.
 
         `doc_ids` (B, T) non-decreasing document numbers of packed rows: a token attends only to earlier
@@ -260,7 +260,9 @@ class GPT(nn.Module):
 
         With `cache`, idx continues the cached sequence (positions start at cache.pos). `pad_lens` (B,)
         = number of left-padding tokens per row (taken from the cache when it has them).
-        `last_logits_only` computes logits (B, 1, V) for the last position only (generation prefill).
+        `last_logits_only` computes logits (B, 1, V) for the last position only (generation prefill);
+        `logits_from` = k computes them for positions k.. only, (B, T-k, V) — with a large vocabulary the
+        output head dominates, and RL scores no prompt position.
         """
         B, T = idx.shape
         pos = cache.pos if cache is not None else 0
@@ -309,11 +311,13 @@ class GPT(nn.Module):
                 attentions.append(att)
         if cache is not None:
             cache.pos = S
-        logits = self.lm_head(self.norm(x[:, -1:] if last_logits_only else x))
+        logits = self.lm_head(self.norm(x[:, -1:] if last_logits_only else x[:, logits_from:]))
 
         loss = None
         if targets is not None:
+            targets = targets[:, logits_from:]
             if loss_mask is not None:
+                loss_mask = loss_mask[:, logits_from:]
                 targets = targets.masked_fill(~loss_mask.bool(), -100)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1),
                                    ignore_index=-100)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 
 from emergelab.model import GPT, Completion, SamplingParams, generate
 
@@ -95,14 +96,17 @@ def length_buckets(lengths: list[int], max_rows: int = 0, overhead: int = 256
     return [(torch.tensor(order[i:j]), ls[j - 1]) for i, j in reversed(runs)]
 
 
-def sequence_logprobs(model: GPT, idx: torch.Tensor, targets: torch.Tensor, with_entropy: bool = False
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log π(target_t | idx_≤t) per position (N, S), and optionally the entropy of π at each position."""
-    logits = model(idx).logits.float()
+def sequence_logprobs(model: GPT, idx: torch.Tensor, targets: torch.Tensor, with_entropy: bool = False,
+                      start: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log π(target_t | idx_≤t) per position (N, S), and optionally the entropy of π at each position.
+
+    Positions before `start` (prompt positions no loss reads) get no logits and are returned as 0.
+    """
+    logits = model(idx, logits_from=start).logits.float()
     logp_all = logits.log_softmax(-1)
-    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logp = F.pad(logp_all.gather(-1, targets[:, start:].unsqueeze(-1)).squeeze(-1), (start, 0))
     entropy = None
     if with_entropy:
         with torch.no_grad():
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            entropy = F.pad(-(logp_all.exp() * logp_all).sum(-1), (start, 0))
     return logp, entropy

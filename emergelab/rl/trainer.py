@@ -337,9 +337,12 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         lengths = [len(prompt_ids[c.prompt_index]) + len(c.tokens) - 1 for c in comps]
         chunks = [(r.to(device), s) for r, s in length_buckets(
             lengths, cfg.micro_batch, BUCKET_OVERHEAD.get(device.type, BUCKET_OVERHEAD["cuda"]))]
+        # the first scored position of a micro-batch: its shortest prompt's last token (no logits before it)
+        prompt_lens = [len(prompt_ids[c.prompt_index]) for c in comps]
+        starts = [min(prompt_lens[i] for i in r.tolist()) - 1 for r, _ in chunks]
         with torch.no_grad():
-            ref_logp = [sequence_logprobs(ref, idx[r, :s], targets[r, :s])[0] if ref is not None else None
-                        for r, s in chunks]
+            ref_logp = [sequence_logprobs(ref, idx[r, :s], targets[r, :s], start=b)[0] if ref is not None else None
+                        for (r, s), b in zip(chunks, starts)]
         model.train()
         old_logp: list[torch.Tensor] = []
         ent_sum = 0.0
@@ -348,7 +351,8 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
             loss_sum, stat_sums = 0.0, {}
             for j, (r, s) in enumerate(chunks):
                 m = mask[r, :s]
-                logp, ent = sequence_logprobs(model, idx[r, :s], targets[r, :s], with_entropy=it == 0)
+                logp, ent = sequence_logprobs(model, idx[r, :s], targets[r, :s], with_entropy=it == 0,
+                                              start=starts[j])
                 if it == 0:
                     old_logp.append(logp.detach())
                     ent_sum += float((ent * m).sum())
