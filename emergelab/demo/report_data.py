@@ -282,8 +282,8 @@ def claim_r1_zero(out: Path, results: dict) -> dict:
                   {"accuracy_base": base["val_accuracy"], "accuracy_rl": rl["val_accuracy"],
                    "think_rate_base": base["val_think_rate"], "think_rate_rl": rl["val_think_rate"],
                    "len_base": len0, "len_rl": len1, "self_check_base": sc0, "self_check_rl": sc1,
-                   "hallucination_base": base.get("hallucination", {}).get("hallucination_rate"),
-                   "hallucination_rl": rl.get("hallucination", {}).get("hallucination_rate")},
+                   "hallucination_base": h0.get("hallucination_rate"),
+                   "hallucination_rl": h1.get("hallucination_rate")},
                   _png(out, [str(p) for p in (out / "r1_zero" / "rl" / "plots").glob("*.png")]),
                   "r1_zero/recipe.json",
                   "reproduced if accuracy rises by > 0.05 and the chain-of-thought rate rises; partly if only "
