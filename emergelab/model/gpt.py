@@ -247,6 +247,10 @@ class GPT(nn.Module):
         n = self.num_params(non_embedding=True) + c.vocab_size * c.n_embd
         return 6.0 * n + 12.0 * c.n_layer * c.n_embd * (seq_len or c.block_size)
 
+    def _rope_at(self, rope_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos/sin (B, T, 1, D) for per-row positions rope_pos (B, T)."""
+        return self.rope_cos[rope_pos][:, :, None, :], self.rope_sin[rope_pos][:, :, None, :]
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 loss_mask: torch.Tensor | None = None, return_attention: bool = False,
                 return_hidden: bool = False, cache: KVCache | None = None,
@@ -281,7 +285,7 @@ class GPT(nn.Module):
             starts[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
             first = torch.where(starts, t, 0).cummax(dim=1).values  # index where each token's document starts
             rope_pos = t - first  # (B, T)
-            cos, sin = self.rope_cos[rope_pos][:, :, None, :], self.rope_sin[rope_pos][:, :, None, :]
+            cos, sin = self._rope_at(rope_pos)
             mask = (t[None, :] <= t[:, None]) & (doc_ids[:, :, None] == doc_ids[:, None, :])
             mask, is_causal = mask[:, None], False  # (B, 1, T, T)
         elif pad_lens is None:
@@ -292,7 +296,7 @@ class GPT(nn.Module):
         else:
             q_pos = torch.arange(pos, S, device=dev)
             rope_pos = (q_pos[None, :] - pad_lens[:, None]).clamp(min=0)  # (B, T)
-            cos, sin = self.rope_cos[rope_pos][:, :, None, :], self.rope_sin[rope_pos][:, :, None, :]
+            cos, sin = self._rope_at(rope_pos)
             k_pos = torch.arange(S, device=dev)
             causal = k_pos[None, :] <= q_pos[:, None]  # (T, S)
             # padding keys are hidden; a padding query sees only itself so its softmax stays finite
