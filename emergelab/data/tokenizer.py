@@ -3,6 +3,14 @@
 Both wrap a Hugging Face `tokenizers.Tokenizer`, so the file loads in `transformers` unchanged.
 The chat/reasoning special tokens below are always ids 0..8, in this order, in every tokenizer
 we build, so task text can use them literally (`<think>` is one token, never seven characters).
+
+Document start: pretraining puts `<eos>` before every document (it separates packed documents), so a
+model of ours has only ever seen text begin right after `<eos>`. `Tokenizer.doc_start_id` names that
+token and `encode(text, doc_start=True)` prepends it; every entry point that feeds a fresh text to a
+model (eval, sample, ppl, the server, the exported tokenizer) uses it. Tokenizers we build store the
+rule in tokenizer.json itself (a post-processor prepending `<eos>`), so `transformers` and vLLM add it
+with their default `add_special_tokens=True`. Imported models keep their own rule: whatever their
+tokenizer adds, which for SmolLM2 is nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, decoders, models, pre_tokenizers, processors, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
 from emergelab.errors import UserError
@@ -65,7 +73,14 @@ class Tokenizer:
     def id_to_token(self, idx: int) -> str | None:
         return self.hf.id_to_token(idx)
 
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+    @property
+    def doc_start_id(self) -> int | None:
+        """The token a fresh document starts with (prepended by `encode(..., doc_start=True)`), or None."""
+        if not hasattr(self, "_doc_start"):
+            self._doc_start = _doc_start_of(self)
+        return self._doc_start
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False, doc_start: bool = False) -> list[int]:
         try:
             ids = self.hf.encode(text, add_special_tokens=False).ids
         except Exception as e:  # WordLevel raises on characters outside the alphabet
@@ -74,6 +89,8 @@ class Tokenizer:
                             "— rebuild the tokenizer from data that includes them") from e
         if add_bos and self.bos_id is not None:
             ids = [self.bos_id, *ids]
+        if doc_start and self.doc_start_id is not None:
+            ids = [self.doc_start_id, *ids]
         if add_eos and self.eos_id is not None:
             ids = [*ids, self.eos_id]
         return ids
@@ -87,6 +104,28 @@ class Tokenizer:
     def token_pieces(self, ids: Iterable[int]) -> list[str]:
         """Readable text of each token on its own (for inspection views)."""
         return [self.hf.decode([i], skip_special_tokens=False) for i in ids]
+
+
+def _doc_start_of(tok: Tokenizer) -> int | None:
+    """What the tokenizer's own post-processor puts before a text; for tokenizers saved before the
+    post-processor existed (no tokenizer_config.json: ours) `<eos>`; for imported ones without a
+    post-processor, their bos when their config says `add_bos_token`."""
+    probe = next((c for c in "a0 " if tok.hf.token_to_id(c) is not None), "")  # WordLevel raises on others
+    plain = tok.hf.encode(probe, add_special_tokens=False).ids
+    full = tok.hf.encode(probe, add_special_tokens=True).ids
+    if len(full) > len(plain) and full[1:1 + len(plain)] == plain:
+        return full[0]
+    if not tok.special:
+        return tok.eos_id
+    if tok.special.get("add_bos_token"):
+        return tok.bos_id
+    return None
+
+
+def doc_start_processor(hf: HFTokenizer, token: str = "<eos>") -> processors.TemplateProcessing:
+    """A post-processor that prepends `token` (the document start) when `add_special_tokens=True`."""
+    return processors.TemplateProcessing(single=f"{token} $A", pair=f"{token} $A {token} $B",
+                                         special_tokens=[(token, hf.token_to_id(token))])
 
 
 def _token_str(tok: str | dict | None) -> str | None:
@@ -109,6 +148,7 @@ def char_tokenizer(alphabet: str) -> Tokenizer:
     hf.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     hf.decoder = decoders.Fuse()
     hf.add_special_tokens(_special_added_tokens())
+    hf.post_processor = doc_start_processor(hf)
     return Tokenizer(hf)
 
 
@@ -137,4 +177,5 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
         show_progress=False,
     )
     hf.train_from_iterator(texts, trainer=trainer)
+    hf.post_processor = doc_start_processor(hf)
     return Tokenizer(hf)
