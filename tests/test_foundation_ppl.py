@@ -23,7 +23,7 @@ def test_uniform_model_has_perplexity_equal_to_vocab_size():
     text = "abc cab ba"
     model = uniform_model(tok.vocab_size, block=64)
     r = perplexity(model, tok, text)
-    n = len(text)  # <bos> prepended: every character is predicted once
+    n = len(text)  # <eos> (the document start) prepended: every character is predicted once
     assert r["tokens"] == n
     assert math.isclose(r["nll_per_token"], math.log(tok.vocab_size), rel_tol=1e-6)
     assert math.isclose(r["ppl"], tok.vocab_size, rel_tol=1e-5)
@@ -35,7 +35,7 @@ def test_sliding_windows_score_each_token_once_with_context():
     torch.manual_seed(0)
     model = GPT(ModelConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=16, n_head=2, block_size=8)).eval()
     text = "abbabaabbbab" * 3  # longer than the block
-    ids = tok.encode(text, add_bos=True)
+    ids = tok.encode(text, doc_start=True)
     # brute force: each token i scored with the (up to) block-1 tokens before... computed window by window
     r = perplexity(model, tok, text, stride=4)
     total, scored = 0.0, 1

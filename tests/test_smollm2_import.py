@@ -69,9 +69,10 @@ def test_imported_logits_and_greedy_continuations_match_transformers(imported, r
 @torch.no_grad()
 def test_perplexity_of_english_text_matches_transformers(imported, reference):
     _, model, tok = imported
-    hf, _ = reference
+    hf, hf_tok = reference
     got = perplexity(model, tok, ENGLISH)
-    ids = tok.encode(ENGLISH, add_bos=tok.bos_id is not None)
+    ids = hf_tok(ENGLISH)["input_ids"]  # transformers' own start-of-text rule (SmolLM2: none)
+    assert tok.encode(ENGLISH, doc_start=True) == ids
     logits = hf(torch.tensor([ids])).logits[0, :-1]
     ref = math.exp(torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:])).item())
     print(f"\nSmolLM2-135M-Instruct perplexity on {got['tokens']} tokens of English: {got['ppl']:.2f} "

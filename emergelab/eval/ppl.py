@@ -16,11 +16,13 @@ from emergelab.errors import UserError
 def perplexity(model: torch.nn.Module, tokenizer: Tokenizer, text: str, stride: int | None = None) -> dict:
     """{tokens, nll_per_token, ppl, bits_per_byte} for `text`.
 
-    When the tokenizer has a <bos> token it is prepended, so every token of the text is predicted.
+    The tokenizer's document-start token is prepended (`<eos>` for our models, whatever transformers
+    adds for an imported one, nothing for SmolLM2), so the text is scored as the model would see it
+    after a document boundary; without one, the first token is context only.
     Texts longer than the context are scored in windows of `block_size` advancing by `stride`; each
     token is scored once, with up to block_size - stride tokens of context before it.
     """
-    ids = tokenizer.encode(text, add_bos=tokenizer.bos_id is not None)
+    ids = tokenizer.encode(text, doc_start=True)
     if len(ids) < 2:
         raise UserError("ppl: the text is too short — it needs at least one token to predict")
     block = model.cfg.block_size
