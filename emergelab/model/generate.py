@@ -27,6 +27,7 @@ class SamplingParams:
     stop_strings: tuple[str, ...] = ()  # need a tokenizer
     seed: int = 0
     num_samples: int = 1  # completions per prompt
+    logprobs: bool = True  # False: Completion.logprobs stays empty (greedy decoding then skips the softmax)
 
     def validate(self) -> SamplingParams:
         if self.max_new_tokens < 1:
@@ -117,11 +118,16 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
     window = 4 * max((len(s) for s in p.stop_strings), default=0) + 4
     for step in range(N):
         nxt = sample_next(logits, p, gen)
-        lp = logits.log_softmax(-1).gather(-1, nxt[:, None]).squeeze(-1)
         if len(rows) == B:  # nothing finished yet: a plain column write
-            out_tok[:, step], out_lp[:, step] = nxt, lp
+            out_tok[:, step] = nxt
         else:
-            out_tok[active, step], out_lp[active, step] = nxt, lp
+            out_tok[active, step] = nxt
+        if p.logprobs:  # log softmax at one id: logit − logsumexp, without materialising (B, V) log-probs
+            lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - logits.logsumexp(-1)
+            if len(rows) == B:
+                out_lp[:, step] = lp
+            else:
+                out_lp[active, step] = lp
         done = torch.isin(nxt, stop_ids).tolist() if len(stop_ids) else []
         if p.stop_strings:
             done = done or [False] * len(rows)
@@ -139,8 +145,8 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
             rows = [r for r, d in zip(rows, done) if not d]
             active, nxt = active[keep], nxt[keep]
             cache.select(keep.nonzero().squeeze(-1))
-        logits = model(nxt[:, None], cache=cache).logits[:, -1].float()
-    toks, lps = out_tok.tolist(), out_lp.tolist()
+        logits = model.decode_step(nxt, cache).float()
+    toks, lps = out_tok.tolist(), out_lp.tolist() if p.logprobs else [[]] * B
     model.train(was_training)
     return [Completion(r // n, toks[r][: length[r]], lps[r][: length[r]], finish[r])  # type: ignore[arg-type]
             for r in range(B)]
