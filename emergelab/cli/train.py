@@ -33,7 +33,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     model, tok, _ = load_model(args.run, device=args.device)
     prompt = args.prompt.encode().decode("unicode_escape") if args.escapes else args.prompt
-    ids = tok.encode(prompt, add_bos=tok.bos_id is not None and args.bos)
+    ids = tok.encode(prompt, doc_start=not args.raw)  # as `eval` and pretraining: text starts after <eos>
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                             top_p=args.top_p, seed=args.seed, num_samples=args.n,
                             stop_token_ids=tuple(t for t in [tok.eos_id] if t is not None))
@@ -94,7 +94,8 @@ def import_hf_run(src: str | Path, out_run: str | Path) -> Path:
         tc = src / "tokenizer_config.json"
         if tc.exists():
             raw = json.loads(tc.read_text())
-            special = {k: raw[k] for k in ("bos_token", "eos_token", "pad_token", "chat_template") if raw.get(k)}
+            keys = ("bos_token", "eos_token", "pad_token", "chat_template", "add_bos_token")
+            special = {k: raw[k] for k in keys if raw.get(k)}
         if not special.get("chat_template") and (src / "chat_template.jinja").exists():
             special["chat_template"] = (src / "chat_template.jinja").read_text()
         Tokenizer(hf_tok, special).save(out / "tokenizer.json")
@@ -112,39 +113,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pretrain a model by next-token prediction",
                        description="emergelab pretrain CONFIG.yaml [--out DIR] [key=value ...] | "
                                    "--resume DIR [key=value ...]")
-    p.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    p.add_argument("config", nargs="?", help="YAML config (see configs/, e.g. configs/pretrain_tiny.yaml)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.n_layer=2 train.max_steps=40")
     p.add_argument("--out", help="run directory (default runs/<config name>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last checkpoint")
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("sample", help="sample continuations from a run")
-    p.add_argument("run")
-    p.add_argument("--prompt", default="")
-    p.add_argument("--n", type=int, default=1)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bos", action="store_true", help="prepend the tokenizer's <bos>")
+    p = sub.add_parser("sample", help="generate continuations of a prompt from a run",
+                       description="Continue --prompt with the run's newest checkpoint (KV cache, batched). "
+                                   "Like `eval`, the prompt is preceded by the document-start token the model "
+                                   "was trained with (<eos> for our models) and decoding is greedy by default; "
+                                   "set --temperature to sample. Stops at <eos> or --max-new-tokens.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", help="run directory (from pretrain, sft, rl, import-hf, ...)")
+    p.add_argument("--prompt", default="", help="text to continue (empty: start a fresh document)")
+    p.add_argument("--n", type=int, default=1, help="number of continuations")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="0 = greedy (what eval uses); e.g. 0.8 for varied samples")
+    p.add_argument("--top-k", type=int, default=0, help="sample only from the k most likely tokens (0 = all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this probability")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate at most")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same samples on the CPU)")
+    p.add_argument("--raw", action="store_true",
+                   help="do not prepend the document-start token (the model then sees text it never saw begin)")
     p.add_argument("--escapes", action="store_true", help="interpret \\n etc. in --prompt")
     p.add_argument("--json", action="store_true", help="one JSON object per sample (tokens, log-probs)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("ppl", help="perplexity and bits per byte of a text file")
-    p.add_argument("run")
-    p.add_argument("--text-file", required=True)
-    p.add_argument("--device", default="auto")
+    p = sub.add_parser("ppl", help="perplexity and bits per byte of a text file",
+                       description="Prints {tokens, nll_per_token, ppl, bits_per_byte} of the whole file, "
+                                   "scored after the document-start token, in sliding windows of the model's "
+                                   "context. Note: summary.json's val_ppl of a run trained with "
+                                   "data.loss_on=answers is over answer tokens only, so it is much lower than "
+                                   "the perplexity of whole documents printed here.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", help="run directory")
+    p.add_argument("--text-file", required=True, help="UTF-8 text file to score")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_ppl)
 
-    p = sub.add_parser("export-hf", help="write a Hugging Face (Llama) folder from a run")
-    p.add_argument("run")
-    p.add_argument("out")
+    p = sub.add_parser("export-hf", help="write a Hugging Face (Llama) folder from a run",
+                       description="Writes config.json, model.safetensors, the tokenizer (with its document-start "
+                                   "rule and chat template), generation_config.json and a model card README.md, "
+                                   "loadable with transformers' AutoModelForCausalLM / AutoTokenizer, vLLM and "
+                                   "lm-evaluation-harness (--model hf).")
+    p.add_argument("run", help="run directory")
+    p.add_argument("out", help="output folder (created)")
     p.set_defaults(func=cmd_export_hf)
 
-    p = sub.add_parser("import-hf", help="turn a local HF Llama/Qwen2 folder into a run directory")
-    p.add_argument("src")
-    p.add_argument("out")
+    p = sub.add_parser("import-hf", help="turn a local HF Llama/Qwen2 folder into a run directory",
+                       description="Reads config.json, *.safetensors and the tokenizer of a local folder "
+                                   "(no downloads); Qwen2-style q/k/v biases are kept.")
+    p.add_argument("src", help="Hugging Face model folder")
+    p.add_argument("out", help="new run directory")
     p.set_defaults(func=cmd_import_hf)
