@@ -5,6 +5,10 @@ and receive events through a callback: one per generated token (with the text it
 one. Running jobs share one left-padded KV cache; rows leave the batch as they finish and waiting jobs
 join it between two decode steps (continuous batching, as in Orca, Yu et al. 2022). A job whose client
 went away is cancelled between two decode steps.
+
+Isolation: whatever is particular to one job (its generator seed, its sampling, its stop strings, its
+callback) runs inside a guard, so a failure there ends that job with an error event and the other rows
+keep decoding. Only a failure of the shared forward pass ends every running job.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class GenJob:
     top_logprobs: int = 0  # alternatives reported per token (0 = none)
     emit: Callable[[Event], None] = lambda ev: None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    failed: bool = False  # ended with an error event
 
 
 @dataclass
@@ -54,7 +59,7 @@ class _Row:
 
     def __init__(self, job: GenJob, tokenizer, stop_ids: set[int], device):
         self.job, self.tok, self.stop_ids = job, tokenizer, stop_ids
-        self.gen = torch.Generator(device=device).manual_seed(job.seed)
+        self.gen = torch.Generator(device=device).manual_seed(job.seed % 2**64)  # any int is a valid seed
         self.params = SamplingParams(temperature=job.temperature, top_k=job.top_k, top_p=job.top_p)
         self.ids: list[int] = []
         self.sent = ""  # text already emitted
@@ -197,9 +202,9 @@ class Engine:
                     cache, logits, rows = self._prefill(new, rows, cache, logits)
                 if rows:
                     cache, logits, rows = self._step(rows, cache, logits)
-            except Exception as e:  # a bug must not kill the worker: fail the running jobs, keep serving
-                for job in [r.job for r in rows] + [j for j in new if all(r.job is not j for r in rows)]:
-                    job.emit({"type": "error", "message": f"{type(e).__name__}: {e}"})
+            except Exception as e:  # the shared forward failed (a bug): fail the batch, keep serving
+                for job in [r.job for r in rows] + new:
+                    _fail(job, e)
                 rows, cache, logits = [], None, None
 
     def _admit(self, rows: list[_Row], cache: KVCache | None) -> list[GenJob]:
@@ -230,23 +235,36 @@ class Engine:
         except Exception as e:
             job.future.set_exception(e)
 
+    def _rows_for(self, jobs: list[GenJob], dev) -> list[_Row]:
+        """A row per job; a job whose row cannot be built (e.g. a bad seed) ends alone with an error."""
+        rows = []
+        for job in jobs:
+            try:
+                rows.append(_Row(job, self.tokenizer, self.stop_ids, dev))
+            except Exception as e:
+                _fail(job, e)
+        return rows
+
     @torch.inference_mode()
     def _prefill(self, jobs: list[GenJob], rows: list[_Row], cache: KVCache | None, logits):
         """Run the new prompts (left-padded together) and merge them into the running batch."""
         model, dev = self.model, self.model.lm_head.weight.device
-        longest = max(len(j.prompt_ids) for j in jobs)
-        pad = torch.tensor([longest - len(j.prompt_ids) for j in jobs], device=dev)
-        idx = torch.tensor([[0] * (longest - len(j.prompt_ids)) + j.prompt_ids for j in jobs], device=dev)
-        fresh = KVCache(model.cfg, len(jobs), longest, dev, model.lm_head.weight.dtype,
+        new_rows = self._rows_for(jobs, dev)
+        self.stats["jobs"] += len(jobs)
+        if not new_rows:
+            return cache, logits, rows
+        prompts = [r.job.prompt_ids for r in new_rows]
+        longest = max(map(len, prompts))
+        pad = torch.tensor([longest - len(p) for p in prompts], device=dev)
+        idx = torch.tensor([[0] * (longest - len(p)) + p for p in prompts], device=dev)
+        fresh = KVCache(model.cfg, len(prompts), longest, dev, model.lm_head.weight.dtype,
                         pad_lens=pad if pad.any() else None)
         new_logits = model(idx, cache=fresh).logits[:, -1].float()
-        new_rows = [_Row(j, self.tokenizer, self.stop_ids, dev) for j in jobs]
         rows = rows + new_rows
         room = max(r.job.max_tokens - len(r.ids) for r in rows)
         cache = _merge(cache, fresh, room)
         logits = new_logits if logits is None else torch.cat([logits, new_logits])
         self.stats["prefills"] += 1
-        self.stats["jobs"] += len(jobs)
         return cache, logits, rows
 
     @torch.inference_mode()
@@ -256,12 +274,11 @@ class Engine:
         logprobs = logits.log_softmax(-1)
         nxt, keep = [], []
         for i, row in enumerate(rows):
-            t = int(sample_next(logits[i:i + 1], row.params, row.gen)[0])
-            top = []
-            if row.job.top_logprobs:
-                vals, ids = logprobs[i].topk(row.job.top_logprobs)
-                top = [(self.tokenizer.decode([j]), v) for j, v in zip(ids.tolist(), vals.tolist())]
-            reason = row.push(t, float(logprobs[i, t]), top)
+            try:
+                t, reason = self._advance(row, logits[i:i + 1], logprobs[i])
+            except Exception as e:  # this row's failure ends this row only
+                _fail(row.job, e)
+                continue
             self.stats["tokens"] += 1
             if reason is None and row.job.cancelled.is_set():
                 reason = "cancelled"
@@ -269,9 +286,12 @@ class Engine:
             if reason is None:
                 keep.append(i)
                 nxt.append(t)
-            else:
+                continue
+            try:
                 row.job.emit({"type": "done", "finish_reason": reason, "prompt_tokens": len(row.job.prompt_ids),
                               "completion_tokens": len(row.ids)})
+            except Exception:
+                pass  # the client's callback failed; it is done either way
         self.stats["steps"] += 1
         self.stats["row_steps"] += len(rows)
         if not keep:
@@ -282,3 +302,24 @@ class Engine:
             cache = _compact(cache)
         logits = self.model(torch.tensor(nxt, device=dev)[:, None], cache=cache).logits[:, -1].float()
         return cache, logits, rows
+
+    def _advance(self, row: _Row, logits: torch.Tensor, logprobs: torch.Tensor) -> tuple[int, str | None]:
+        """Sample `row`'s next token and emit it: (token, finish reason or None)."""
+        t = int(sample_next(logits, row.params, row.gen)[0])
+        top = []
+        if row.job.top_logprobs:
+            vals, ids = logprobs.topk(min(row.job.top_logprobs, logprobs.numel()))
+            top = [(self.tokenizer.decode([j]), v) for j, v in zip(ids.tolist(), vals.tolist())]
+        return t, row.push(t, float(logprobs[t]), top)
+
+
+def _fail(job: GenJob, e: Exception) -> None:
+    """End `job` with one error event (its callback may itself be what failed)."""
+    if job.failed:
+        return
+    job.failed = True
+    job.cancelled.set()
+    try:
+        job.emit({"type": "error", "message": f"{type(e).__name__}: {e}"})
+    except Exception:
+        pass
