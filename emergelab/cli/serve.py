@@ -18,7 +18,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port < 65536:
         raise UserError(f"--port: {args.port} is not a port number — use 1..65535 (0 = any free port)")
     limits = Limits(max_tokens=args.max_tokens, max_batch=args.max_batch, max_queue=args.max_queue)
-    app, engine = app_for_run(args.run, device=args.device, limits=limits)
+    app, engine = app_for_run(args.run, device=args.device, limits=limits, quant=args.quant)
     print(f"serving {args.run} on http://{args.host}:{args.port}  (OpenAI API under /v1, page at /)")
     try:
         run(app, args.host, args.port)
@@ -123,6 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=1024, help="largest max_tokens a request may ask for")
     p.add_argument("--max-batch", type=int, default=8, help="requests decoded together")
     p.add_argument("--max-queue", type=int, default=64, help="waiting requests before answering 429")
+    p.add_argument("--quant", default="none", choices=["none", "bf16", "int8"],
+                   help="weights in fewer bytes: bf16, or int8 weight-only (CPU; faster decoding, small accuracy cost)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("inspect", help="next-token probabilities, attention and logit lens on a text")

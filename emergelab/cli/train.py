@@ -29,9 +29,11 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from emergelab.model.generate import SamplingParams, generate
+    from emergelab.model.quant import quantize
     from emergelab.runs import load_model
 
     model, tok, _ = load_model(args.run, device=args.device)
+    quantize(model, args.quant)
     prompt = args.prompt.encode().decode("unicode_escape") if args.escapes else args.prompt
     ids = tok.encode(prompt, doc_start=not args.raw)  # as `eval` and pretraining: text starts after <eos>
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
@@ -61,11 +63,12 @@ def cmd_ppl(args: argparse.Namespace) -> int:
 
 
 def cmd_export_hf(args: argparse.Namespace) -> int:
+    from emergelab.model.card import model_card
     from emergelab.model.hf import to_hf_llama
     from emergelab.runs import load_model
 
     model, tok, _ = load_model(args.run, device="cpu")
-    out = to_hf_llama(model, tok, args.out)
+    out = to_hf_llama(model, tok, args.out, card=model_card(args.run, model))
     print(f"wrote {out} (load with transformers.AutoModelForCausalLM.from_pretrained)")
     return 0
 
@@ -139,6 +142,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--escapes", action="store_true", help="interpret \\n etc. in --prompt")
     p.add_argument("--json", action="store_true", help="one JSON object per sample (tokens, log-probs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--quant", default="none", choices=["none", "bf16", "int8"],
+                   help="weights in fewer bytes: bf16, or int8 weight-only (CPU; faster decoding, small accuracy cost)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("ppl", help="perplexity and bits per byte of a text file",

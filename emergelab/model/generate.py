@@ -92,14 +92,14 @@ def generate(model: GPT, prompts: list[list[int]], params: SamplingParams | None
                         f"model.block_size={model.cfg.block_size} — shorten the prompt or lower it")
     was_training = model.training
     model.eval()
-    dev = model.lm_head.weight.device
+    dev = model.tok_emb.weight.device
     gen = torch.Generator(device=dev).manual_seed(p.seed)
 
     # left-pad so every prompt's last token sits in the last column
     P, n = len(prompts), p.num_samples
     pad = torch.tensor([longest - len(x) for x in prompts], device=dev)
     idx = torch.tensor([[0] * (longest - len(x)) + list(x) for x in prompts], device=dev)
-    cache = KVCache(model.cfg, P, longest + p.max_new_tokens, dev, model.lm_head.weight.dtype,
+    cache = KVCache(model.cfg, P, longest + p.max_new_tokens, dev, model.tok_emb.weight.dtype,
                     pad_lens=pad if pad.any() else None)
     logits = model(idx, cache=cache, last_logits_only=True).logits[:, -1].float()
     if n > 1:

@@ -258,16 +258,18 @@ def _add_inspect_route(app: FastAPI, s: Served) -> None:
 
 
 def app_for_run(run_dir: str | Path, device: str = "auto", limits: Limits | None = None,
-                host: str | None = None) -> tuple[FastAPI, Engine]:
+                host: str | None = None, quant: str = "none") -> tuple[FastAPI, Engine]:
     """Load a run's newest checkpoint and build the app; close the returned engine when done.
 
     `host`: the address the server will bind; a loopback one turns on the Host-header check.
     """
+    from emergelab.model.quant import quantize
     from emergelab.runs import load_model
     from emergelab.serve.chat import chat_format_for
 
     lim = limits or Limits()
     model, tok, _ = load_model(run_dir, device=device)
+    quantize(model, quant)  # `quant`: none / bf16 / int8 weights (emergelab.model.quant)
     fmt = chat_format_for(tok)
     stops = {tok.eos_id, tok.token_to_id(fmt.eos_token) if fmt.eos_token else None}
     engine = Engine(model, tok, tuple(i for i in stops if i is not None), lim.max_batch, lim.max_queue)

@@ -257,7 +257,7 @@ class Engine:
         longest = max(map(len, prompts))
         pad = torch.tensor([longest - len(p) for p in prompts], device=dev)
         idx = torch.tensor([[0] * (longest - len(p)) + p for p in prompts], device=dev)
-        fresh = KVCache(model.cfg, len(prompts), longest, dev, model.lm_head.weight.dtype,
+        fresh = KVCache(model.cfg, len(prompts), longest, dev, model.tok_emb.weight.dtype,
                         pad_lens=pad if pad.any() else None)
         new_logits = model(idx, cache=fresh).logits[:, -1].float()
         rows = rows + new_rows
