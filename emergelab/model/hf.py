@@ -87,27 +87,71 @@ def from_hf_state_dict(hf: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[st
     return sd
 
 
-def to_hf_llama(model: GPT, tokenizer, out_dir: str | Path) -> Path:
+# Our chat format (emergelab.data.chat.render_messages) as the Jinja template transformers renders;
+# `bos_token` is the document start, `<eos>`. tests/test_export_chat.py checks the two agree.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(system=[]) %}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{% set ns.system = ns.system + [m['content']] %}"
+    "{% elif m['role'] == 'user' %}{{ '<|user|>' + (ns.system + [m['content']]) | join('\\n\\n') }}"
+    "{% set ns.system = [] %}"
+    "{% else %}{{ '<|assistant|>' + m['content'] + '<eos>' }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+
+
+def to_hf_llama(model: GPT, tokenizer, out_dir: str | Path, card: str | None = None) -> Path:
     """Write config.json, model.safetensors and the tokenizer files that `AutoModelForCausalLM` /
     `AutoTokenizer.from_pretrained(out_dir)` load. `tokenizer` is our Tokenizer (`.hf`, bos/eos/pad ids)
-    or None to write the model only."""
+    or None to write the model only. `card` is written as README.md.
+
+    The tokenizer's `bos_token` is the document start the model was trained with (`<eos>` for ours), with
+    `add_bos_token: true` and a post-processor that prepends it, so transformers, vLLM and
+    lm-evaluation-harness (`add_bos_token=True`) give the model text as pretraining did.
+    generation_config.json stops at `<eos>` and decodes greedily, as `emergelab eval` does."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ids = {}
+    ids: dict = {}
+    start = None
     if tokenizer is not None:
-        ids = dict(bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+        start = getattr(tokenizer, "doc_start_id", None)
+        ids = dict(bos_id=tokenizer.bos_id if start is None else start, eos_id=tokenizer.eos_id,
+                   pad_id=tokenizer.pad_id)
     (out / "config.json").write_text(json.dumps(hf_config_dict(model.cfg, **ids), indent=2) + "\n")
     save_file(to_hf_state_dict(model), str(out / "model.safetensors"), metadata={"format": "pt"})
     if tokenizer is not None:
-        from transformers import PreTrainedTokenizerFast  # heavy import, only when exporting a tokenizer
-
-        def tok_str(i):
-            return None if i is None else tokenizer.hf.id_to_token(i)
-        fast = PreTrainedTokenizerFast(
-            tokenizer_object=tokenizer.hf, bos_token=tok_str(tokenizer.bos_id),
-            eos_token=tok_str(tokenizer.eos_id), pad_token=tok_str(tokenizer.pad_id))
-        fast.save_pretrained(str(out))
+        _write_tokenizer(tokenizer, start, ids["bos_id"], out)
+        gen = {"bos_token_id": ids["bos_id"], "eos_token_id": ids["eos_id"], "pad_token_id": ids["pad_id"],
+               "do_sample": False}
+        (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
+    if card is not None:
+        (out / "README.md").write_text(card)
     return out
+
+
+def _write_tokenizer(tokenizer, start: int | None, bos_id: int | None, out: Path) -> None:
+    from tokenizers import Tokenizer as HFTokenizer
+    from transformers import PreTrainedTokenizerFast  # heavy import, only when exporting a tokenizer
+
+    from emergelab.data.tokenizer import doc_start_processor
+
+    hf = HFTokenizer.from_str(tokenizer.hf.to_str())  # a copy: the run's tokenizer stays as it is
+    if start is not None and hf.post_processor is None:  # saved before tokenizers carried the rule
+        hf.post_processor = doc_start_processor(hf, hf.id_to_token(start))
+
+    def tok_str(i):
+        return None if i is None else hf.id_to_token(i)
+    fast = PreTrainedTokenizerFast(tokenizer_object=hf, bos_token=tok_str(bos_id),
+                                   eos_token=tok_str(tokenizer.eos_id), pad_token=tok_str(tokenizer.pad_id))
+    ours = not getattr(tokenizer, "special", None)
+    template = CHAT_TEMPLATE if ours else getattr(tokenizer, "chat_template", None)
+    if template:
+        fast.chat_template = template
+    fast.save_pretrained(str(out))
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg |= {"add_bos_token": start is not None, "add_eos_token": False}
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 def config_from_hf(c: dict) -> ModelConfig:
