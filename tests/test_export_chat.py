@@ -7,6 +7,7 @@ generation_config) against our own tokenizer, chat renderer and KV-cache sampler
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import string
 
@@ -15,6 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from emergelab.cli import main as cli_main
+from emergelab.config import write_yaml
 from emergelab.data.chat import render_messages
 from emergelab.data.tokenizer import char_tokenizer
 from emergelab.model import GPT, ModelConfig, SamplingParams, generate
@@ -86,7 +88,8 @@ def test_export_command_writes_a_model_card_with_size_data_and_eval_numbers(tmp_
     run = tmp_path / "run"
     run.mkdir()
     tok.save(run / "tokenizer.json")
-    (run / "config.yaml").write_text("data:\n  corpus: nowhere\n  loss_on: answers\n")
+    write_yaml({"model": dataclasses.asdict(model.cfg), "data": {"corpus": "nowhere", "loss_on": "answers"}},
+               run / "config.yaml")
     (run / "summary.json").write_text(json.dumps({"tokens": 8_192_000, "steps": 2000, "val_loss": 0.1234}))
     (run / "eval.json").write_text(json.dumps({"results": {"add:digits=6": {"0shot_direct": {
         "exact_match": 0.64, "ci95": [0.5, 0.76], "n": 50, "chance": 0.0}}}}))
