@@ -10,14 +10,21 @@ import math
 
 from emergelab.errors import UserError
 
-# name → (n_layer, n_embd, n_head)
+# name → (n_layer, n_embd, n_head). Heads of size ≥ 16 at the small widths: on the CPU a training step's
+# attention costs ∝ heads × T² whatever the head size, and at these widths attention is most of the step
+# (1 thread, 16×256-token document-masked batches: 5k 50 → 28 ms with 1 head instead of 2, 30k 198 → 111
+# ms with 2 instead of 4, 50k 205 → 140 ms with 3 instead of 4; docs/ARCHITECTURE.md).
 SIZES: dict[str, tuple[int, int, int]] = {
-    "5k": (1, 16, 2),
-    "10k": (1, 24, 2),
-    "15k": (2, 24, 2),
-    "30k": (2, 32, 4),
-    "50k": (2, 48, 4),
+    "3k": (1, 12, 1),
+    "5k": (1, 16, 1),
+    "10k": (1, 24, 1),
+    "15k": (2, 24, 1),
+    "30k": (2, 32, 2),
+    "40k": (2, 40, 2),
+    "50k": (2, 48, 3),
+    "70k": (2, 56, 2),
     "100k": (2, 64, 4),
+    "150k": (2, 80, 4),
     "300k": (3, 96, 4),
     "1m": (4, 128, 4),
     "3m": (6, 192, 6),

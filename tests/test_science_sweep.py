@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emergelab.errors import UserError
-from emergelab.science import sweep
+from emergelab.science import sweep, sweep_analysis
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,7 +111,7 @@ def test_analysis_of_a_sweep_table_fits_the_loss_law_and_judges_each_ability(tmp
     em = ["ability,metric,scale,value,n"]
     em += [f"add,exact_match,{p},{0.0 if p < 2e5 else 0.95},100" for p in params]
     (tmp_path / "emergence.csv").write_text("\n".join(em) + "\n")
-    out = sweep.analyse_sweep(tmp_path, n_boot=20)
+    out = sweep_analysis.analyse_sweep(tmp_path, n_boot=20)
     assert out["scaling"]["params"]["alpha"] == pytest.approx(0.3, rel=1e-2)
     assert out["emergence"]["add"]["emergent"] is True
     assert (tmp_path / "emergence" / "verdicts.json").exists() and (tmp_path / "scaling_power_params.png").exists()

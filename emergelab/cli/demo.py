@@ -9,7 +9,7 @@ from pathlib import Path
 def cmd_demo(args: argparse.Namespace) -> int:
     from emergelab.demo.pipeline import run_demo
 
-    results = run_demo(args.profile, args.out, jobs=args.jobs)
+    results = run_demo(args.profile, args.out, jobs=args.jobs, threads=args.threads)
     failed = [name for name, r in results.items() if r.get("status") != "ok"]
     report = Path(args.out) / "report.html"
     if report.exists():
@@ -21,13 +21,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from emergelab.demo.profiles import PROFILES
+
     p = sub.add_parser("demo", help="the main job: train model families, measure the essays' claims, write a report",
-                       description="Build the embedded corpus, sweep model sizes, evaluate every ability, fit "
-                                   "scaling laws, analyse emergence, run the ICL / grokking / classic experiments, "
-                                   "post-train the strongest model (R1-Zero GRPO), measure test-time scaling, "
-                                   "distill, and write OUT/report.html. Re-running skips finished stages.")
-    p.add_argument("--profile", default="quick", choices=["tiny", "quick", "gpu"],
-                   help="tiny: every stage in minutes, no claims; quick (default): the CPU recipe; gpu: larger")
+                       description="Build the embedded corpus, sweep model sizes × seeds, evaluate every ability, "
+                                   "fit scaling laws, analyse emergence, run the ICL / grokking / classic "
+                                   "experiments, post-train the strongest model (R1-Zero GRPO), measure test-time "
+                                   "scaling, distill, and write OUT/report.html. Re-running skips stages finished "
+                                   "under the same profile and settings; a folder of another profile is refused.")
+    p.add_argument("--profile", default="quick", choices=list(PROFILES),
+                   help="tiny: every stage in minutes, no claims; quick (default): the CPU recipe (~20 min); "
+                        "full: the CPU recipe for an hour; gpu: larger sizes on CUDA")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--jobs", type=int, default=1, help="sweep runs trained at once (local processes)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="sweep runs trained at once in local processes (default: one per core)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per job (default: chosen from the cores available and the load)")
     p.set_defaults(func=cmd_demo)

@@ -92,10 +92,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from emergelab.science.sweep import analyse_sweep, run_sweep
+    from emergelab.science.sweep import run_sweep
+    from emergelab.science.sweep_analysis import analyse_sweep
 
     out = Path(args.out or Path("runs") / f"sweep_{Path(args.recipe).stem}")
-    result = run_sweep(args.recipe, out, jobs=args.jobs, backend=args.backend)
+    result = run_sweep(args.recipe, out, jobs=args.jobs, backend=args.backend, threads=args.threads)
     print(f"wrote {out / 'sweep.csv'} ({len(result['rows'])} runs), {out / 'sweep.json'}, {out / 'emergence.csv'}")
     if args.analyse:
         analysis = analyse_sweep(out, n_boot=args.boot)
@@ -109,7 +110,10 @@ def register(subparsers) -> None:
                               "command continues a killed sweep; finished runs are skipped.")
     p.add_argument("recipe", help="sweep recipe YAML")
     p.add_argument("--out", default=None, help="output folder (default runs/sweep_RECIPE)")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained at once (local processes)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs trained at once in local processes (default: one per core)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per run (default: the recipe's threads:, else chosen from the cores)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="ray: run each training run as a Ray task (pip install -r requirements-ray.txt)")
     p.add_argument("--no-analyse", dest="analyse", action="store_false",

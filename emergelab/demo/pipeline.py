@@ -20,29 +20,30 @@ def _sweep_recipe(p: dict) -> dict:
     overrides["data.loss_on"] = pre.get("loss_on", "all")
     overrides["train.ckpt_every"] = pre["max_steps"]
     overrides.pop("train.max_steps")
-    return {"corpus_recipe": p["corpus"], "sizes": p["sizes"], "steps": [pre["max_steps"]], "seeds": [0],
-            "pretrain": overrides, "eval": {"n": p["eval_n"], "seed": 0, "abilities": ABILITIES},
-            "threads": p["threads"]}
+    return {"corpus_recipe": p["corpus"], "sizes": p["sizes"], "steps": [pre["max_steps"]], "seeds": p["seeds"],
+            "pretrain": overrides, "eval": {"n": p["eval_n"], "seed": 0, "abilities": ABILITIES}}
 
 
 def sweep_runs(out: Path) -> list[dict]:
-    """Rows of the finished sweep (one per size), smallest model first."""
+    """Rows of the finished sweep, one per size (its first seed), smallest model first; every seed's rows:
+    science.sweep_analysis.seed_groups."""
     rows = json.loads((out / "sweep" / "sweep.json").read_text())["rows"]
-    return sorted(rows, key=lambda r: r["params"])
+    first = min(r["seed"] for r in rows)
+    return sorted((r for r in rows if r["seed"] == first), key=lambda r: r["params"])
 
 
-def build_stages(profile_name: str, jobs: int) -> list[Stage]:
+def build_stages(profile_name: str, jobs: int | None = None, threads: int | None = None) -> list[Stage]:
     p = get_profile(profile_name)
     exp_profile = p["experiments"]
 
     def sweep(out: Path, _: dict) -> dict:
         from emergelab.science.sweep import run_sweep
 
-        result = run_sweep(_sweep_recipe(p), out / "sweep", jobs=jobs)
+        result = run_sweep(_sweep_recipe(p), out / "sweep", jobs=jobs, threads=threads)
         return {"runs": [r["run"] for r in result["rows"]]}
 
     def analysis(out: Path, _: dict) -> dict:
-        from emergelab.science.sweep import analyse_sweep
+        from emergelab.science.sweep_analysis import analyse_sweep
 
         return analyse_sweep(out / "sweep", n_boot=50 if profile_name == "tiny" else 200)
 
@@ -51,13 +52,13 @@ def build_stages(profile_name: str, jobs: int) -> list[Stage]:
         def run(out: Path, _: dict) -> dict:
             from emergelab.science.experiments import run_experiment
 
-            return run_experiment(name, out / sub, exp_profile, overrides(out), threads=p["threads"])
+            return run_experiment(name, out / sub, exp_profile, overrides(out), threads=threads)
         return run
 
     def classics(out: Path, _: dict) -> dict:
         from emergelab.science.experiments import run_experiment
 
-        return {name: run_experiment(name, out / "classics" / name, exp_profile, threads=p["threads"])
+        return {name: run_experiment(name, out / "classics" / name, exp_profile, threads=threads)
                 for name in ("xor", "fgsm")}
 
     def r1_zero(out: Path, _: dict) -> dict:
@@ -104,7 +105,7 @@ def build_stages(profile_name: str, jobs: int) -> list[Stage]:
 
     scale = {"tiny": 0.1, "quick": 1.0, "gpu": 1.0}[profile_name]
     return [
-        Stage("sweep", sweep, 420 * scale),
+        Stage("sweep", sweep, p["sweep_estimate_s"], "sweep", resumable=True),
         Stage("analysis", analysis, 30 * scale),
         Stage("icl", experiment("icl", "icl"), 200 * scale, "icl"),
         Stage("grokking", experiment("grokking", "grokking"), 120 * scale, "grokking"),
@@ -113,22 +114,30 @@ def build_stages(profile_name: str, jobs: int) -> list[Stage]:
         Stage("tts", tts, 60 * scale, "tts"),
         Stage("distill", distill, 120 * scale, "distill"),
         Stage("cot_bridge", experiment("cot-bridge", "cot_bridge",
-                                       lambda out: {"sweep": str(out / "sweep"), "n": p["cot_bridge_n"],
-                                                    "task": ADD6}),
+                                       lambda out: {"runs": [str(out / "sweep" / "runs" / r["run"])
+                                                             for r in sweep_runs(out)],
+                                                    "n": p["cot_bridge_n"], "task": ADD6}),
               30 * scale, "cot_bridge"),
         Stage("attention", attention, 5 * scale, "attention"),
         Stage("report", report, 5 * scale, always=True),
     ]
 
 
-def run_demo(profile: str = "quick", out: str | Path = "runs/demo", jobs: int = 1,
-             progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the demo into `out`; returns the stage results. The report is OUT/report.html."""
+def run_demo(profile: str = "quick", out: str | Path = "runs/demo", jobs: int | None = None,
+             progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """Run (or resume) the demo into `out`; returns the stage results. The report is OUT/report.html.
+
+    The sweep trains `jobs` runs at once with `threads` torch threads each, every other stage runs alone
+    with all cores (unset: emergelab.threads.choose)."""
+    from emergelab.threads import choose, set_torch_threads
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = build_stages(profile, jobs)
+    single = choose(jobs=1, threads=threads)
+    set_torch_threads(single.threads)
+    stages = build_stages(profile, jobs, threads)
     t0 = time.time()
-    results = run_stages(stages, out, progress=progress)
+    results = run_stages(stages, out, progress=progress, profile=profile, settings=get_profile(profile))
     (out / "demo.json").write_text(json.dumps({"profile": profile, "seconds_this_invocation": time.time() - t0,
                                                "stages": {k: v.get("status") for k, v in results.items()}},
                                               indent=1))

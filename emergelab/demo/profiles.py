@@ -1,10 +1,15 @@
-"""Demo profiles: what each stage of `emergelab demo` runs, at three scales.
+"""Demo profiles: what each stage of `emergelab demo` runs, at four scales.
 
 - `tiny`: every stage in a few minutes of CPU; it exercises the plumbing and makes no claims.
-- `quick` (default): the 2-core CPU recipe, ≤ ~20 minutes on an idle machine; its verdicts are real
-  measurements at this (small) scale.
-- `gpu`: larger sizes and budgets in bf16 for one or more GPUs (see README); it states what it is
+- `quick` (default): the 2-core CPU recipe, ≤ ~20 minutes on an idle machine: 7 sizes over 1.5
+  decades of parameters × 3 seeds; its verdicts are real measurements at this (small) scale.
+- `full`: the CPU recipe for an hour: 10 sizes × 5 seeds, a params × steps grid for a Chinchilla-style
+  fit, and the four-stage R1 recipe.
+- `gpu`: the structure of `full` at larger sizes, bf16 on CUDA (see README); it states what it is
   expected to show rather than what was seen, since the reference machine has no GPU.
+
+Each profile's `sweep_estimate_s` is per-step cost × steps (measured, see docs/ARCHITECTURE.md),
+for the progress bar's ETA.
 """
 
 from __future__ import annotations
@@ -90,12 +95,15 @@ PROFILES: dict[str, dict[str, Any]] = {
         "distill": {"task": "syllogism:hops=1", "n": 32, "samples": 4, "student_size": "10k",
                     "sft": []},
         "cot_bridge_n": 8,
-        "threads": 1,
+        "seeds": [0],
+        "sweep_estimate_s": 40,
     },
     "quick": {
         "corpus": QUICK_CORPUS,
-        # around EXPERIMENTS.md's reversed-addition jump (27k → 59k parameters at 1,500 steps)
-        "sizes": ["5k", "15k", "30k", "50k", "100k"],
+        # 2.7k … 106k parameters (1.6 decades) around the reversed-addition jump (EXPERIMENTS.md: 27k → 59k
+        # at 1,500 steps; the quick demo: between 30k and 100k at 2,000 steps, seed-dependent at 50k)
+        "sizes": ["3k", "5k", "15k", "30k", "50k", "70k", "100k"],
+        "seeds": [0, 1, 2],
         # 256-token windows: a 6-digit worked solution is ~130 tokens and must fit whole in a window
         "pretrain": {"max_steps": 2000, "batch_size": 16, "seq_len": 256, "eval_every": 250, "eval_batches": 8,
                      "warmup_steps": 100, "block_size": 256,
@@ -111,7 +119,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "distill": {"task": ADD6, "n": 1500, "samples": 2, "student_size": "50k",
                     "sft": ["sft.epochs=10", "train.lr=1e-3"]},
         "cot_bridge_n": 100,
-        "threads": 1,
+        "sweep_estimate_s": 720,
     },
     "gpu": {
         "corpus": {**CORPUS, "documents": 400000},
@@ -127,7 +135,6 @@ PROFILES: dict[str, dict[str, Any]] = {
                 "max_new_tokens": 160},
         "distill": {"task": ADD6, "n": 4000, "samples": 8, "student_size": "300k", "sft": []},
         "cot_bridge_n": 500,
-        "threads": None,
         "expected": "Emergence of reversed 4-digit addition between ~30k and ~100k parameters with the mirage "
                     "analysis able to tell metric artefacts from real jumps; a clean power law in FLOPs over "
                     "three decades; R1-Zero accuracy and response length rising together on 6-digit addition; "

@@ -1,7 +1,14 @@
-"""A resumable pipeline: each stage writes `OUT/stages/<name>.json` when done and is skipped on re-runs."""
+"""A resumable pipeline: each stage writes `OUT/stages/<name>.json` when done and is skipped on re-runs.
+
+A finished stage is reused only under the settings it ran with: its marker records the profile and a
+hash of the effective settings. A folder holding stages of another profile is refused (one message
+naming `--out`), so `demo --profile tiny` followed by `demo` cannot render a quick report over tiny
+runs; a stage whose settings changed within the same profile is run again from scratch.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +21,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from emergelab.errors import UserError
+
 
 @dataclass
 class Stage:
@@ -22,6 +31,15 @@ class Stage:
     estimate_s: float  # rough wall time on the 2-core reference CPU, for the ETA
     output: str | None = None  # sub-folder this stage writes; wiped before a (re-)run of an unfinished stage
     always: bool = False  # re-run even when finished before (e.g. the report, which reads every other stage)
+    # a stage that resumes its own half-done output (the sweep): its folder is kept after a crash and
+    # wiped only when the settings it was started with changed
+    resumable: bool = False
+
+
+def settings_hash(settings: Any) -> str:
+    """A short, order-independent fingerprint of JSON-able settings."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -30,30 +48,66 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def run_stages(stages: list[Stage], out_dir: Path, progress: bool = True) -> dict[str, dict]:
-    """Run `stages` in order, skipping those already finished; a failed stage is recorded, not fatal."""
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_profile(out_dir: Path, profile: str) -> None:
+    """Refuse an output folder whose finished or started stages belong to another profile."""
     done_dir = out_dir / "stages"
-    done_dir.mkdir(parents=True, exist_ok=True)
+    found: dict[str, list[str]] = {}
+    for path in [*done_dir.glob("*.json"), *(done_dir / "started").glob("*.json")]:
+        if path.name.endswith(".failed.json"):
+            continue
+        marker = _read(path) or {}
+        other = marker.get("profile", "an unrecorded profile (written before profiles were recorded)")
+        if other != profile:
+            found.setdefault(other, []).append(path.stem)
+    if found:
+        other, names = next(iter(found.items()))
+        raise UserError(f"--out {out_dir}: holds stages run under profile {other} ({', '.join(sorted(names)[:4])}"
+                        f"{' …' if len(names) > 4 else ''}), not {profile} — choose another --out for profile "
+                        f"{profile}, or delete {out_dir} to start over")
+
+
+def run_stages(stages: list[Stage], out_dir: Path, progress: bool = True, profile: str = "",
+               settings: Any = None) -> dict[str, dict]:
+    """Run `stages` in order, skipping those finished under the same profile and settings; a failed stage
+    is recorded, not fatal. `settings` (JSON-able) is what the stages' results depend on."""
+    done_dir = out_dir / "stages"
+    (done_dir / "started").mkdir(parents=True, exist_ok=True)
+    check_profile(out_dir, profile)
+    fingerprint = {"profile": profile, "settings_hash": settings_hash(settings)}
     results: dict[str, dict] = {}
     total = sum(s.estimate_s for s in stages)
     show = progress and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
     bar = tqdm(total=round(total), desc="demo", disable=not show, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     for stage in stages:
-        marker = done_dir / f"{stage.name}.json"
+        marker, started = done_dir / f"{stage.name}.json", done_dir / "started" / f"{stage.name}.json"
         bar.set_description_str(f"demo [{stage.name}]")
-        if marker.exists() and not stage.always:
-            results[stage.name] = json.loads(marker.read_text())
+        previous = _read(marker)
+        if previous is not None and not stage.always and \
+                previous.get("settings_hash") == fingerprint["settings_hash"]:
+            results[stage.name] = previous
             bar.update(round(stage.estimate_s))
             continue
         t0 = time.time()
-        if stage.output:  # a half-written output of a crashed attempt must not block the re-run
+        # a crashed attempt's half-written output must not block the re-run, unless the stage resumes it
+        # under unchanged settings; changed settings always start the stage's output afresh
+        same_start = (_read(started) or {}).get("settings_hash") == fingerprint["settings_hash"]
+        if stage.output and (previous is not None or not (stage.resumable and same_start)):
             shutil.rmtree(out_dir / stage.output, ignore_errors=True)
+        marker.unlink(missing_ok=True)
+        _write_json(started, fingerprint)
         try:
             result = stage.run(out_dir, results)
             result = {"status": "ok", **(result or {})}
             result["seconds"] = time.time() - t0
-            _write_json(marker, result)  # only finished stages are marked: a crash re-runs this stage
+            _write_json(marker, {**result, **fingerprint})  # only finished stages are marked
         except Exception as e:  # noqa: BLE001 — one broken stage must not lose the others' results
             result = {"status": "failed", "error": f"{type(e).__name__}: {e}",
                       "traceback": traceback.format_exc()[-4000:], "seconds": time.time() - t0}

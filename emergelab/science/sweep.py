@@ -1,4 +1,7 @@
-"""Scale sweeps: train a grid of named sizes × token budgets × seeds, score each run, collect one table.
+"""Running scale sweeps: train a grid of named sizes × token budgets × seeds, score each run, collect one table.
+
+(Analysing a finished sweep — per-size aggregates across seeds, scaling fits, emergence verdicts — is
+`science/sweep_analysis.py`.)
 
 A recipe (YAML, see configs/sweep_*.yaml):
 
@@ -8,22 +11,26 @@ A recipe (YAML, see configs/sweep_*.yaml):
     sizes: [10k, 30k, 100k]           # named sizes (emergelab/sizes.py)
     tokens: [null]                    # token budgets (null = the size's default) — or:
     steps: [600]                      # step budgets (train.max_steps)
-    seeds: [0]
+    seeds: [0, 1, 2]                  # each seed: its own initialisation and data order
     pretrain: {train.batch_size: 32, model.block_size: 256}   # dotted overrides for every run
     eval:
       n: 200                          # items per ability
       abilities:                      # what to score at every size (the task harness)
         - {ability: add4_reversed, task: "add:digits=4,format=reversed,pad=true", shots: 0, cot: false}
-    threads: 1                        # torch threads per run
+    threads: null                     # torch threads per run (null: chosen by emergelab/threads.py)
+    budget_grid:                      # optional extra runs for a params × tokens (Chinchilla) fit
+      {sizes: [10k, 30k, 100k], steps: [300, 600, 1200], seeds: [0]}
 
 Outputs in OUT: `runs/<size>_<budget>_s<seed>/` (ordinary run directories, plus `sweep_eval.json`),
-`sweep.csv` and `sweep.json` (one row per run: size, seed, params, tokens, FLOPs, losses, every
-ability's exact match and continuous metrics) and `emergence.csv` (the long table `emergelab emergence`
-reads, scale = parameters). Resumable: a run with a summary and an evaluation is skipped, a run with
-checkpoints is resumed (bitwise, see the foundation's resume tests), so a killed sweep restarted with
-the same command produces the same table. `--jobs N` runs N runs at once in local processes;
-`--backend ray` hands the same per-run function to Ray (`pip install -r requirements-ray.txt`;
-`RAY_ADDRESS` selects a cluster, otherwise a local Ray instance starts).
+`sweep.csv` and `sweep.json` (one row per run, i.e. per (size, budget, seed): params, tokens, FLOPs,
+losses, every ability's exact match and continuous metrics) and `emergence.csv` (the long table
+`emergelab emergence` reads, scale = parameters, with a seed column). Resumable: a run with a summary
+and an evaluation is skipped, a run with checkpoints is resumed (bitwise, see the foundation's resume
+tests), so a killed sweep restarted with the same command produces the same table. Runs go to `jobs`
+local processes at once (default: one per core, see emergelab/threads.py); a run trained inside the
+sweep is identical to the same run trained alone (tests/test_science_sweep.py). `--backend ray` hands
+the same per-run function to Ray (`pip install -r requirements-ray.txt`; `RAY_ADDRESS` selects a
+cluster, otherwise a local Ray instance starts).
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ class Recipe:
     seeds: list[int] = field(default_factory=lambda: [0])
     pretrain: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
-    threads: int | None = 1
+    threads: int | None = None  # torch threads per run; None: emergelab.threads.choose
+    budget_grid: dict[str, Any] | None = None  # extra sizes × budgets × seeds runs (scaling fits only)
 
 
 def load_recipe(path_or_dict: str | Path | dict) -> Recipe:
@@ -80,8 +88,22 @@ def load_recipe(path_or_dict: str | Path | dict) -> Recipe:
 
     for s in data["sizes"]:
         size_defaults(str(s))  # raises a UserError naming the valid sizes
-    recipe = Recipe(**{k: v for k, v in data.items() if v is not None or k == "threads"})
+    extra = data.get("budget_grid")
+    if extra is not None:
+        keys_ok = isinstance(extra, dict) and not set(extra) - {"sizes", "steps", "tokens", "seeds"}
+        if not keys_ok or not extra.get("sizes") or bool(extra.get("steps")) == bool(extra.get("tokens")):
+            raise UserError("recipe.budget_grid: give sizes, and steps or tokens (not both), optionally seeds — "
+                            "e.g. {sizes: [10k, 30k], steps: [300, 600, 1200], seeds: [0]}")
+        for s in extra["sizes"]:
+            size_defaults(str(s))
+    recipe = Recipe(**{k: v for k, v in data.items() if v is not None})
     recipe.sizes = [str(s) for s in recipe.sizes]
+    if not recipe.seeds or len(set(recipe.seeds)) != len(recipe.seeds) or \
+            not all(isinstance(x, int) and x >= 0 for x in recipe.seeds):
+        raise UserError(f"recipe.seeds: {recipe.seeds} — list distinct whole numbers ≥ 0, e.g. seeds: [0, 1, 2]")
+    if recipe.threads is not None and (not isinstance(recipe.threads, int) or recipe.threads < 1):
+        raise UserError(f"recipe.threads: {recipe.threads!r} must be a whole number ≥ 1, or null to choose "
+                        "from the cores available")
     for ab in recipe.eval.get("abilities", []):
         if not {"ability", "task"} <= set(ab):
             raise UserError(f"recipe.eval.abilities: {ab} needs at least ability: and task:")
@@ -89,12 +111,24 @@ def load_recipe(path_or_dict: str | Path | dict) -> Recipe:
 
 
 def run_grid(recipe: Recipe) -> list[dict]:
-    """The runs of the grid, in a fixed order: sizes × budgets × seeds."""
-    budgets = [("steps", s) for s in recipe.steps] if recipe.steps else [("tokens", t) for t in recipe.tokens]
+    """The runs of the grid, in a fixed order: sizes × budgets × seeds, then the budget grid's runs that
+    the main grid does not already have (marked `extra`)."""
+    runs = _grid(recipe.sizes, recipe.steps, recipe.tokens, recipe.seeds)
+    if recipe.budget_grid:
+        g = recipe.budget_grid
+        names = {r["name"] for r in runs}
+        runs += [{**r, "extra": True} for r in _grid([str(s) for s in g["sizes"]], g.get("steps"),
+                                                      g.get("tokens") or [None], g.get("seeds") or recipe.seeds[:1])
+                 if r["name"] not in names]
+    return runs
+
+
+def _grid(sizes: list[str], steps: list[int] | None, tokens: list[int | None], seeds: list[int]) -> list[dict]:
+    budgets = [("steps", s) for s in steps] if steps else [("tokens", t) for t in tokens]
     runs = []
-    for size in recipe.sizes:
+    for size in sizes:
         for kind, value in budgets:
-            for seed in recipe.seeds:
+            for seed in seeds:
                 tag = "default" if value is None else f"{value}{'st' if kind == 'steps' else 'tok'}"
                 runs.append({"name": f"{size}_{tag}_s{seed}", "size": size, "budget_kind": kind,
                              "budget": value, "seed": seed})
@@ -124,15 +158,14 @@ def _read_json(path: Path) -> Any | None:
 
 def run_one(recipe_dict: dict, run: dict, run_dir: str, corpus: str) -> dict:
     """Train (or resume, or skip) one run and score it; returns its table row. Safe to call again after a kill."""
-    import torch
-
     from emergelab.runs import latest_checkpoint
+    from emergelab.threads import set_torch_threads
     from emergelab.train.pretrain import pretrain
 
     recipe = Recipe(**recipe_dict)
     run_dir_p = Path(run_dir)
     if recipe.threads:
-        torch.set_num_threads(recipe.threads)
+        set_torch_threads(recipe.threads)
     summary = _read_json(run_dir_p / "summary.json")
     if summary is None:
         resume = latest_checkpoint(run_dir_p) is not None
@@ -160,11 +193,13 @@ def evaluate_run(run_dir: Path, eval_cfg: dict) -> dict:
     for ab in abilities:
         row = evaluate_task(model, tokenizer, ab["task"], shots=int(ab.get("shots", 0)),
                             fmt="cot" if ab.get("cot") else "direct", n=int(eval_cfg.get("n", 200)),
-                            seed=int(eval_cfg.get("seed", 0)), progress=False, n_examples=2)
+                            seed=int(eval_cfg.get("seed", 0)), progress=False, n_examples=2, keep_items=True)
+        # per-item values: the verdicts' intervals come from the items (emergelab/science/verdicts/noise.py)
+        items = {k: [round(float(it[k]), 6) for it in row["items"]] for k in ("score", *row["metrics"])}
         out[ab["ability"]] = {"task": ab["task"], "shots": int(ab.get("shots", 0)), "cot": bool(ab.get("cot")),
                               "exact_match": row["exact_match"], "n": row["n"], "chance": row.get("chance"),
                               "metrics": {k: v["mean"] for k, v in row["metrics"].items()},
-                              "examples": row.get("examples", [])}
+                              "examples": row.get("examples", []), "items": items}
     return out
 
 
@@ -194,9 +229,15 @@ def _prepare_corpus(recipe: Recipe, out_dir: Path) -> str:
     return str(corpus_dir.resolve())
 
 
-def run_sweep(recipe: Recipe | str | Path | dict, out_dir: str | Path, jobs: int = 1, backend: str = "local") -> dict:
-    """Run (or continue) the whole sweep and write sweep.csv, sweep.json and emergence.csv into `out_dir`."""
+def run_sweep(recipe: Recipe | str | Path | dict, out_dir: str | Path, jobs: int | None = None,
+              backend: str = "local", threads: int | None = None, progress: bool = True) -> dict:
+    """Run (or continue) the whole sweep and write sweep.csv, sweep.json and emergence.csv into `out_dir`.
+
+    `jobs` runs train at once with `threads` torch threads each; unset, both come from
+    emergelab.threads.choose (a recipe's own `threads:` counts as set)."""
     import dataclasses
+
+    from emergelab.threads import choose
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
@@ -204,24 +245,111 @@ def run_sweep(recipe: Recipe | str | Path | dict, out_dir: str | Path, jobs: int
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     corpus = _prepare_corpus(recipe, out_dir)
     grid = run_grid(recipe)
-    recipe_dict = dataclasses.asdict(recipe)
-    args = [(recipe_dict, run, str(out_dir / "runs" / run["name"]), corpus) for run in grid]
+    dirs = [out_dir / "runs" / run["name"] for run in grid]
+    pending = sum(not _finished(d) for d in dirs)
+    par = choose(jobs, threads or recipe.threads, n_tasks=max(pending, 1), device=_device(recipe))
+    recipe_dict = {**dataclasses.asdict(recipe), "threads": par.threads}
+    args = [(recipe_dict, run, str(d), corpus) for run, d in zip(grid, dirs)]
     if backend == "ray":
         rows = _run_ray(args)
     elif backend != "local":
         raise UserError(f"--backend: {backend!r} — use local or ray")
-    elif jobs <= 1:
-        from emergelab.science.common import progress
-
-        rows = [run_one(*a) for a in progress(args, total=len(args), desc="sweep")]
     else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        # spawn: fresh interpreters (no forked torch thread pools); results come back in grid order
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            rows = list(pool.map(run_one, *zip(*args)))
+        rows = _run_local(args, par.jobs, SweepProgress(dirs, f"sweep ×{par.jobs} jobs", progress))
     return write_tables(rows, out_dir, recipe)
+
+
+def _device(recipe: Recipe) -> str:
+    return str(recipe.pretrain.get("train.device", "cpu"))
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").exists() and (run_dir / "sweep_eval.json").exists()
+
+
+def _run_local(args: list[tuple], jobs: int, bar: SweepProgress) -> list[dict]:
+    """Run every (recipe, run, dir, corpus) in `jobs` workers, polling the runs' logs for the bar; grid order."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    if jobs <= 1:  # in this process (a thread, so that the bar keeps moving)
+        pool: cf.Executor = cf.ThreadPoolExecutor(max_workers=1)
+    else:  # spawn: fresh interpreters (no forked torch thread pools)
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    with pool, bar:
+        futures = [pool.submit(run_one, *a) for a in args]
+        pending = set(futures)
+        while pending:
+            _, pending = cf.wait(pending, timeout=1.0, return_when=cf.FIRST_EXCEPTION)
+            bar.poll()
+            failed = [f for f in futures if f.done() and f.exception() is not None]
+            if failed:
+                for f in pending:
+                    f.cancel()
+                raise failed[0].exception()
+        return [f.result() for f in futures]
+
+
+class SweepProgress:
+    """One bar for the whole sweep, fed by the runs' own files (so it works across processes): fraction of
+    runs done, and the run being trained with its step, loss and the ETA."""
+
+    def __init__(self, run_dirs: list[Path], desc: str, enabled: bool = True):
+        from tqdm import tqdm
+
+        show = enabled and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
+        self.dirs, self.max_steps = run_dirs, {}
+        self.bar = tqdm(total=len(run_dirs), desc=desc, unit="run", disable=not show, dynamic_ncols=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} runs "
+                                   "[{elapsed}<{remaining}] {postfix}")
+
+    def poll(self) -> None:
+        done, active = 0.0, []
+        for d in self.dirs:
+            if _finished(d):
+                done += 1
+                continue
+            step, loss = _last_logged(d)
+            total = self._max_steps(d)
+            if step and total:
+                done += 0.95 * min(step / total, 1.0)  # the last 5%: scoring the abilities
+                active.append(f"{d.name} step {step}/{total} loss {loss:.3f}" if loss is not None else d.name)
+        self.bar.n = round(done, 2)
+        self.bar.set_postfix_str(" | ".join(active[:2]), refresh=False)
+        self.bar.refresh()
+
+    def _max_steps(self, d: Path) -> int | None:
+        if d not in self.max_steps:
+            import yaml
+
+            try:
+                self.max_steps[d] = int(yaml.safe_load((d / "config.yaml").read_text())["train"]["max_steps"])
+            except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+                return None
+        return self.max_steps[d]
+
+    def __enter__(self) -> SweepProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.poll()
+        self.bar.close()
+
+
+def _last_logged(run_dir: Path) -> tuple[int | None, float | None]:
+    """Step and loss of the last complete line of `run_dir/metrics.jsonl` (None, None before the first)."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return None, None
+    for line in reversed(lines):
+        try:
+            rec = json.loads(line)
+            return rec.get("step"), rec.get("loss")
+        except ValueError:  # a line being written
+            continue
+    return None, None
 
 
 def _run_ray(args: list[tuple]) -> list[dict]:
@@ -249,8 +377,11 @@ def write_tables(rows: list[dict], out_dir: Path, recipe: Recipe) -> dict:
         for r in rows:
             writer.writerow({k: _fmt(r.get(k)) for k in columns})
     long_rows = []
-    several_budgets = len({r["budget"] for r in rows}) > 1
-    for r in rows:
+    # the emergence table is the main grid's (the budget grid feeds the scaling fits)
+    main = {run["name"] for run in run_grid(recipe) if not run.get("extra")}
+    rows_main = [r for r in rows if r["run"] in main]
+    several_budgets = len({r["budget"] for r in rows_main}) > 1
+    for r in rows_main:
         for key, value in r.items():
             if "/" not in key or key.endswith("/n") or value is None:
                 continue
@@ -274,57 +405,3 @@ def _fmt(v: Any) -> Any:
     return "" if v is None else v
 
 
-def analyse_sweep(out_dir: str | Path, n_boot: int = 200) -> dict:
-    """After a sweep: a power-law fit of val loss in parameters and FLOPs, and the emergence/mirage verdicts.
-
-    Writes OUT/scaling.json, OUT/emergence/verdicts.json and their plots; an analysis that needs more
-    sizes than the sweep has is reported as skipped with the reason."""
-    import numpy as np
-
-    from emergelab.science import emergence, scaling
-
-    out_dir = Path(out_dir)
-    summary: dict[str, Any] = {}
-    data = scaling.read_scaling_csv(out_dir / "sweep.csv", "val_loss")
-    fits = {}
-    # One budget: L(params) and L(FLOPs). Several: L(FLOPs) and Chinchilla's L(N, D).
-    laws = ["params", "flops"] if len(np.unique(data["tokens"])) == 1 else ["flops", "chinchilla"]
-    for x in laws:
-        try:
-            if x == "chinchilla":
-                fit = scaling.fit_chinchilla(data["params"], data["tokens"], data["loss"], n_boot=n_boot)
-            else:
-                fit = scaling.fit_power_law(data[x], data["loss"], x_name=x, n_boot=n_boot)
-        except UserError as e:
-            fits[x] = {"skipped": str(e)}
-            continue
-        stem = out_dir / ("scaling_chinchilla" if x == "chinchilla" else f"scaling_power_{x}")
-        fits[x] = {**fit.to_json(), "plots": scaling.plot_fit(fit, data, stem)}
-    (out_dir / "scaling.json").write_text(json.dumps(fits, indent=1))
-    summary["scaling"] = {x: {k: f.get(k) for k in ("E", "A", "alpha", "B", "beta", "ci95", "skipped") if k in f}
-                          for x, f in fits.items()}
-    rows = emergence.read_emergence_csv(out_dir / "emergence.csv") if _has_rows(out_dir / "emergence.csv") else []
-    if rows:
-        verdicts = emergence.analyse_table(rows, n_boot=n_boot)
-        for ability, verdict in verdicts.items():
-            curves: dict[str, dict[str, list]] = {}
-            for r in rows:
-                if r["ability"] == ability:
-                    c = curves.setdefault(r["metric"], {"scale": [], "value": []})
-                    c["scale"].append(r["scale"])
-                    c["value"].append(r["value"])
-            verdict["plots"] = emergence.plot_ability(ability, curves, verdict, out_dir / "emergence" / f"{ability}")
-        _write_json_atomic_mkdir(out_dir / "emergence" / "verdicts.json", verdicts)
-        summary["emergence"] = {a: {k: v[k] for k in ("metric", "emergent", "threshold", "threshold_ci95", "mirage",
-                                                      "mirage_reason")}
-                                for a, v in verdicts.items()}
-    return summary
-
-
-def _has_rows(path: Path) -> bool:
-    return path.is_file() and len(path.read_text().splitlines()) > 1
-
-
-def _write_json_atomic_mkdir(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(path, data)

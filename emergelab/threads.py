@@ -1,0 +1,71 @@
+"""One home for how much of the machine a command uses: parallel jobs and torch threads per job.
+
+Every command that trains takes `--jobs` and `--threads`; left unset, both are chosen here from the
+cores this process may run on. Measured on the 2-core reference CPU (1 vs 2 threads per training step,
+16×256-token batches; bench/bench_sweep.py and docs/ARCHITECTURE.md): with the other core idle, 2
+threads ran a step 1.7–1.9× faster than 1; with anything else running on the other core, 2 threads
+ran it 4–20× *slower* (the threads wait for each other at every kernel), while 1 thread lost
+nothing. Two independent 1-thread runs side by side never collapse. So: several runs → one job per
+core with one thread each; a single run → all cores as threads only when the machine is idle.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from emergelab.errors import UserError
+
+
+def cores_available() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one, else os.cpu_count())."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    jobs: int  # runs trained at once, each in its own process
+    threads: int  # torch intra-op threads inside each job
+
+
+def choose(jobs: int | None = None, threads: int | None = None, n_tasks: int | None = None,
+           device: str = "cpu", cores: int | None = None, load: float | None = None) -> Parallelism:
+    """Jobs and threads for `n_tasks` independent runs; an explicit `jobs` / `threads` wins.
+
+    CPU: jobs = min(cores, n_tasks); threads = cores // jobs, except that a lone job gets one thread when
+    the 1-minute load average (`load`, default os.getloadavg()) says other processes hold a core.
+    CUDA: one job (the runs share one device), threads = cores."""
+    for name, value in (("--jobs", jobs), ("--threads", threads)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise UserError(f"{name}={value!r} must be a whole number ≥ 1 — or leave it out to use "
+                            f"the {cores_available()} available core(s)")
+    cores = cores or cores_available()
+    if jobs is None:
+        jobs = 1 if device.startswith("cuda") else max(1, min(cores, n_tasks or cores))
+    if threads is None:
+        threads = max(1, cores // jobs)
+        if threads > 1 and not device.startswith("cuda") and _load(load) >= 0.5:
+            threads = 1
+    return Parallelism(jobs=jobs, threads=threads)
+
+
+def _load(load: float | None) -> float:
+    if load is not None:
+        return load
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        return 0.0
+
+
+def set_torch_threads(n: int) -> None:
+    """Set torch's intra-op threads for this process (inter-op is left alone: our graphs are sequential)."""
+    import torch
+
+    if n < 1:
+        raise UserError(f"--threads={n} must be ≥ 1")
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
