@@ -10,7 +10,6 @@ building (admission.py), running jobs into events (events.py), and one function 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 import uuid
 from contextlib import aclosing
@@ -26,11 +25,12 @@ from emergelab.errors import UserError
 from emergelab.eval.probes import inspect_text
 from emergelab.serve.admission import Admission
 from emergelab.serve.chat import ChatFormat
+from emergelab.serve.completions import add_completions_route
 from emergelab.serve.engine import Engine, QueueFull
 from emergelab.serve.events import SSE_HEADERS, collect, sse, started, stream_error, usage
 from emergelab.serve.guards import LOOPBACK_NAMES, RequestGuard, is_loopback
 from emergelab.serve.http_errors import ApiError, error_response
-from emergelab.serve.schemas import ChatRequest, CompletionRequest, InspectRequest, Limits
+from emergelab.serve.schemas import ChatRequest, InspectRequest, Limits
 
 STATIC = Path(__file__).parent / "static"
 RUN_FILES = ("report.html", "report.json", "eval.json", "config.yaml", "metrics.jsonl")  # served from /run/
@@ -66,7 +66,7 @@ def create_app(engine: Engine, chat_format: ChatFormat, model_name: str = "emerg
     _add_error_handlers(app)
     _add_info_routes(app, s)
     _add_chat_route(app, s)
-    _add_completions_route(app, s)
+    add_completions_route(app, s)  # serve/completions.py
     _add_inspect_route(app, s)
     return app
 
@@ -183,54 +183,6 @@ def _add_chat_route(app: FastAPI, s: Served) -> None:
                         yield stream_error(ev)
                 if include_usage:
                     yield sse(chunk | {"choices": [], "usage": usage(len(ids), n_completion)})
-                yield "data: [DONE]\n\n"
-
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-def _completion_logprobs(evs: list[dict]) -> dict:
-    return {"tokens": [e["text"] for e in evs], "token_logprobs": [e["logprob"] for e in evs],
-            "top_logprobs": [dict(e["top"]) for e in evs],
-            "text_offset": list(itertools.accumulate([0] + [len(e["text"]) for e in evs[:-1]]))}
-
-
-def _add_completions_route(app: FastAPI, s: Served) -> None:
-    @app.post("/v1/completions")
-    async def completions(req: CompletionRequest, request: Request):
-        s.admission.check_model(req.model)
-        if req.echo:
-            raise ApiError(400, "echo: not supported — set echo to false", "echo")
-        texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
-        if not texts:
-            raise ApiError(400, "prompt: empty list — send a string or a list of strings", "prompt")
-        s.admission.check_choices(req.n, len(texts))
-        s.admission.check_stop(req.stop_list())
-        prompts = [await s.admission.encode(t) for t in texts]
-        max_tokens = [s.admission.room(p, req.max_tokens, s.limits.default_max_tokens) for p in prompts]
-        jobs = s.admission.jobs(req, prompts, max_tokens, req.logprobs or 0)
-        head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
-                "model": s.model_name}
-        if not req.stream:
-            choices, use = await collect(s.engine, jobs, sum(map(len, prompts)), request)
-            return head | {"usage": use, "choices": [
-                {"index": i, "text": c["text"], "finish_reason": c["finish_reason"],
-                 "logprobs": _completion_logprobs(c["tokens"]) if req.logprobs is not None else None}
-                for i, c in enumerate(choices)]}
-
-        events = await started(s.engine, jobs)
-
-        async def stream():
-            async with aclosing(events):
-                async for i, ev in events:
-                    if ev["type"] == "token" and ev["text"]:
-                        yield sse(head | {"choices": [{"index": i, "text": ev["text"], "finish_reason": None,
-                                                       "logprobs": _completion_logprobs([ev])
-                                                       if req.logprobs is not None else None}]})
-                    elif ev["type"] == "done":
-                        yield sse(head | {"choices": [{"index": i, "text": "", "logprobs": None,
-                                                       "finish_reason": ev["finish_reason"]}]})
-                    elif ev["type"] == "error":
-                        yield stream_error(ev)
                 yield "data: [DONE]\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -86,8 +86,8 @@ class ChatRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str]
-    max_tokens: int | None = Field(16, ge=1)  # the completions API defaults to 16
+    prompt: str | list[str] | list[int] | list[list[int]]  # text(s) or token ids (serve/completions.py)
+    max_tokens: int | None = Field(16, ge=0)  # the completions API defaults to 16; 0 with echo scores the prompt
     logprobs: int | None = Field(None, ge=0)
     echo: bool = False
 
