@@ -52,7 +52,8 @@ def client(server):
 
 def oracle(model, tok, prompt_text: str, max_new: int, temperature: float, seed: int) -> str:
     """The text `generate` produces for this prompt (cut before a stop token, as the server does)."""
-    ids = tok.encode(prompt_text)
+    # the server's rule: a text prompt gets the document start (<eos>) once; chat prompts already begin with it
+    ids = tok.encode(prompt_text, doc_start=not prompt_text.startswith("<eos>"))
     out = generate(model, [ids], SamplingParams(max_new_tokens=max_new, temperature=temperature, seed=seed,
                                                 stop_token_ids=(tok.eos_id,)))[0]
     tokens = out.tokens[:-1] if out.finish_reason == "stop" else out.tokens
@@ -113,7 +114,7 @@ def test_completions_with_several_prompts_and_samples(client, tiny):
     assert r.choices[0].text == oracle(model, tok, "ab", 12, 1.0, 11)
     assert r.choices[1].text == oracle(model, tok, "ab", 12, 1.0, 12)
     assert r.choices[3].text == oracle(model, tok, "hello world", 12, 1.0, 12)
-    assert r.usage.prompt_tokens == 2 + 11
+    assert r.usage.prompt_tokens == (1 + 2) + (1 + 11)  # <eos> + the text, per prompt
 
 
 def test_streaming_completion_and_stop_string(client, tiny):
