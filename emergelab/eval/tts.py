@@ -10,6 +10,8 @@
 * thinking budget — budget forcing (Muennighoff et al. 2025, s1): the model thinks after a forced
   `<think>` for at most B tokens (stopping early if it closes `</think>` itself); then `</think><answer>`
   is appended and it writes the answer. Greedy decoding, so only the budget varies.
+* greedy — the same model's greedy answer on the same items: the baseline a test-time setting must beat
+  (docs/verdicts.md#tts). Every setting records per-item correctness, so comparisons are paired.
 Each setting is a separate timed generation, so the latencies are measured, not estimated.
 Writes DIR/tts.json and DIR/tts.{png,svg} (DIR = RUN/tts by default).
 """
@@ -23,11 +25,19 @@ from pathlib import Path
 
 import torch
 
+from emergelab.data.chat import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    cut_at_stop,
+    encode_prompt,
+    render_prompt,
+    sampling_stops,
+)
 from emergelab.errors import UserError
+from emergelab.eval.metrics import pass_at_k
 from emergelab.model import SamplingParams, generate
-from emergelab.rl.metrics import pass_at_k
-from emergelab.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, cut_at_stop, sampling_stops
-from emergelab.train.sft import encode_prompt, render_prompt
 
 
 def majority_vote(answers: list[str | None]) -> str | None:
@@ -64,7 +74,17 @@ def sample_scaling(model, tok, task, examples, prompts, n: int, max_new_tokens: 
         p1.append(pass_at_k(n, correct, 1))
     return {"n": n, "vote_accuracy": sum(vote) / len(vote), "best_of_n_accuracy": sum(best) / len(best),
             "pass_at_1": sum(p1) / len(p1), "latency_s": secs, "latency_per_item_s": secs / len(examples),
-            "tokens": sum(len(c.tokens) for c in comps), "correct_counts": counts}
+            "tokens": sum(len(c.tokens) for c in comps), "correct_counts": counts,
+            "vote_correct": [int(v) for v in vote]}
+
+
+def greedy_baseline(model, tok, task, examples, prompts, max_new_tokens: int) -> dict:
+    """Greedy decoding of the same model on the same items: per-item correctness and accuracy."""
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, **sampling_stops(tok))
+    comps, secs = _timed_generate(model, prompts, params, tok)
+    correct = [int(task.verify(ex, cut_at_stop(tok.decode(c.tokens))).score >= 1) for ex, c in zip(examples, comps)]
+    return {"accuracy": sum(correct) / len(correct), "correct": correct, "latency_s": secs,
+            "tokens": sum(len(c.tokens) for c in comps)}
 
 
 def budget_scaling(model, tok, task, examples, prompts, budget: int, answer_tokens: int = 24) -> dict:
@@ -88,11 +108,11 @@ def budget_scaling(model, tok, task, examples, prompts, budget: int, answer_toke
     stage2 = generate(model, [p + think_open + t + forced for p, t in zip(prompts, thoughts)],
                       SamplingParams(max_new_tokens=answer_tokens, temperature=0.0, **stops), tokenizer=tok)
     secs = time.perf_counter() - t0
-    correct = 0
+    correct = []
     for ex, t, c in zip(examples, thoughts, stage2):
         text = THINK_OPEN + tok.decode(t) + THINK_CLOSE + ANSWER_OPEN + cut_at_stop(tok.decode(c.tokens))
-        correct += task.verify(ex, text).score >= 1
-    return {"budget": budget, "accuracy": correct / len(examples),
+        correct.append(int(task.verify(ex, text).score >= 1))
+    return {"budget": budget, "accuracy": sum(correct) / len(examples), "correct": correct,
             "mean_think_tokens": sum(len(t) for t in thoughts) / len(thoughts),
             "latency_s": secs, "latency_per_item_s": secs / len(examples)}
 
@@ -113,6 +133,7 @@ def test_time_scaling(run: str | Path, task_spec: str, n_items: int = 100, sampl
     examples = task.generate(n_items, "test", seed=seed)
     prompts = [encode_prompt(tok, render_prompt(task, ex, template)) for ex in examples]
     torch.manual_seed(seed)
+    greedy = greedy_baseline(model, tok, task, examples, prompts, max_new_tokens)
     by_n = [sample_scaling(model, tok, task, examples, prompts, n, max_new_tokens, temperature, seed + n)
             for n in samples]
     largest = max(by_n, key=lambda r: r["n"])  # unbiased pass@k from the largest sample set
@@ -120,8 +141,8 @@ def test_time_scaling(run: str | Path, task_spec: str, n_items: int = 100, sampl
               for k in samples if k <= largest["n"]}
     by_budget = [budget_scaling(model, tok, task, examples, prompts, b) for b in budgets]
     result = {"run": str(run), "task": task.spec, "items": n_items, "temperature": temperature,
-              "samples": by_n, "pass_at_k": pass_k, "budgets": by_budget,
-              "summary": {"vote": {r["n"]: r["vote_accuracy"] for r in by_n},
+              "greedy": greedy, "samples": by_n, "pass_at_k": pass_k, "budgets": by_budget,
+              "summary": {"greedy": greedy["accuracy"], "vote": {r["n"]: r["vote_accuracy"] for r in by_n},
                           "best_of_n": {r["n"]: r["best_of_n_accuracy"] for r in by_n}, "pass_at_k": pass_k,
                           "budget": {r["budget"]: r["accuracy"] for r in by_budget}}}
     out_dir = Path(out) if out else Path(run) / "tts"
@@ -142,6 +163,9 @@ def plot_tts(result: dict, out_dir: Path) -> None:
     for key, label in (("vote_accuracy", "majority vote@N"), ("best_of_n_accuracy", "best-of-N (verifier)"),
                        ("pass_at_1", "single sample")):
         axes[0].plot(ns, [r[key] for r in result["samples"]], marker="o", label=label)
+    if "greedy" in result:
+        for ax in axes:
+            ax.axhline(result["greedy"]["accuracy"], color="gray", ls=":", lw=1, label="greedy (baseline)")
     axes[0].set_xscale("log", base=2)
     axes[0].set(xlabel="samples N", ylabel="accuracy", title="more samples")
     axes[0].legend(fontsize=7)
