@@ -45,3 +45,53 @@ def test_finished_stages_are_skipped_and_failed_ones_retried(tmp_path):
     assert calls == ["flaky", "report"]  # a and c were finished; report always re-runs
     assert second["a"] == first["a"]
     assert json.loads((tmp_path / "stages" / "flaky.json").read_text())["status"] == "ok"
+
+
+def _counting_stage(calls, name="sweep", resumable=False, fail=None):
+    def run(out, results):
+        calls.append(name)
+        (out / name).mkdir(exist_ok=True)
+        (out / name / f"part{len(calls)}").write_text("x")
+        if fail and fail["on"]:
+            raise RuntimeError("killed")
+        return {"files": sorted(p.name for p in (out / name).iterdir())}
+    return Stage(name, run, 1, output=name, resumable=resumable)
+
+
+def test_a_stage_finished_under_one_profile_is_not_reused_under_another(tmp_path):
+    import pytest
+
+    from emergelab.errors import UserError
+
+    calls = []
+    run_stages([_counting_stage(calls)], tmp_path, progress=False, profile="tiny", settings={"sizes": [1]})
+    with pytest.raises(UserError, match=rf"--out {tmp_path}.*profile tiny.*not quick"):
+        run_stages([_counting_stage(calls)], tmp_path, progress=False, profile="quick", settings={"sizes": [1, 2]})
+    assert calls == ["sweep"]  # refused before anything ran
+    marker = json.loads((tmp_path / "stages" / "sweep.json").read_text())
+    assert marker["profile"] == "tiny" and len(marker["settings_hash"]) == 16
+
+
+def test_changed_settings_rerun_a_stage_from_scratch_and_unchanged_ones_reuse_it(tmp_path):
+    calls = []
+    run_stages([_counting_stage(calls)], tmp_path, progress=False, profile="quick", settings={"steps": 10})
+    run_stages([_counting_stage(calls)], tmp_path, progress=False, profile="quick", settings={"steps": 10})
+    assert calls == ["sweep"]
+    again = run_stages([_counting_stage(calls)], tmp_path, progress=False, profile="quick", settings={"steps": 20})
+    assert calls == ["sweep", "sweep"]
+    assert again["sweep"]["files"] == ["part2"]  # the old settings' output was wiped first
+
+
+def test_a_resumable_stage_keeps_its_half_done_output_only_under_the_same_settings(tmp_path):
+    calls, fail = [], {"on": True}
+    stage = lambda: _counting_stage(calls, resumable=True, fail=fail)  # noqa: E731
+    run_stages([stage()], tmp_path, progress=False, profile="quick", settings={"steps": 10})  # crashes
+    fail["on"] = False
+    resumed = run_stages([stage()], tmp_path, progress=False, profile="quick", settings={"steps": 10})
+    assert resumed["sweep"]["files"] == ["part1", "part2"]  # resumed over the crashed attempt's files
+    fail["on"] = True
+    (tmp_path / "stages" / "sweep.json").unlink()
+    run_stages([stage()], tmp_path, progress=False, profile="quick", settings={"steps": 10})  # crashes again
+    fail["on"] = False
+    fresh = run_stages([stage()], tmp_path, progress=False, profile="quick", settings={"steps": 30})
+    assert fresh["sweep"]["files"] == ["part4"]  # started under other settings: not resumed

@@ -105,9 +105,8 @@ def run_stages(stages: list[Stage], out_dir: Path, progress: bool = True, profil
         _write_json(started, fingerprint)
         try:
             result = stage.run(out_dir, results)
-            result = {"status": "ok", **(result or {})}
-            result["seconds"] = time.time() - t0
-            _write_json(marker, {**result, **fingerprint})  # only finished stages are marked
+            result = {"status": "ok", **(result or {}), "seconds": time.time() - t0, **fingerprint}
+            _write_json(marker, result)  # only finished stages are marked: a crash re-runs this stage
         except Exception as e:  # noqa: BLE001 — one broken stage must not lose the others' results
             result = {"status": "failed", "error": f"{type(e).__name__}: {e}",
                       "traceback": traceback.format_exc()[-4000:], "seconds": time.time() - t0}
