@@ -13,15 +13,24 @@ from emergelab.errors import UserError
 def cmd_serve(args: argparse.Namespace) -> int:
     from emergelab.serve.app import app_for_run
     from emergelab.serve.schemas import Limits
-    from emergelab.serve.server import run
+    from emergelab.serve.server import bind, run
 
     if not 0 <= args.port < 65536:
         raise UserError(f"--port: {args.port} is not a port number — use 1..65535 (0 = any free port)")
+    for flag in ("max_tokens", "max_batch", "max_queue"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')}: {getattr(args, flag)} — it must be at least 1")
     limits = Limits(max_tokens=args.max_tokens, max_batch=args.max_batch, max_queue=args.max_queue)
-    app, engine = app_for_run(args.run, device=args.device, limits=limits, quant=args.quant)
-    print(f"serving {args.run} on http://{args.host}:{args.port}  (OpenAI API under /v1, page at /)")
+    sock = bind(args.host, args.port)  # a port in use fails here, before "serving on"
     try:
-        run(app, args.host, args.port)
+        app, engine = app_for_run(args.run, device=args.device, limits=limits, host=args.host, quant=args.quant)
+    except BaseException:
+        sock.close()
+        raise
+    port = sock.getsockname()[1]
+    print(f"serving {args.run} on http://{args.host}:{port}  (OpenAI API under /v1, page at /)", flush=True)
+    try:
+        run(app, sock)
     finally:
         engine.close()
     return 0
