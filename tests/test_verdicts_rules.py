@@ -126,14 +126,14 @@ def test_chance_level_syllogisms_are_not_reproduced():
     # the quick run's pattern: nonce 0.01 → 0.26 on a 4-option task is chance, not "partly"
     sizes = ["5k", "100k"]
     v = R.syllogism_rule(sizes, [[items(0.25)], [items(0.26)]], [[items(0.5)], [items(0.5)]],
-                         [[items(0.5)], [items(0.5)]], k=4)
+                         [[items(0.5)], [items(0.5)]], chance=0.25)
     assert v.verdict == R.NOT_REPRODUCED
 
 
 def test_form_up_and_content_effect_down_is_reproduced():
     sizes = ["5k", "100k"]
     v = R.syllogism_rule(sizes, [[items(0.3)], [items(0.8)]], [[items(0.9)], [items(0.9)]],
-                         [[items(0.3)], [items(0.85)]], k=4)
+                         [[items(0.3)], [items(0.85)]], chance=0.25)
     assert v.verdict == R.REPRODUCED
     assert v.numbers["nonce_100k_chance_corrected"] == pytest.approx((0.8 - 0.25) / 0.75)
 

@@ -23,13 +23,9 @@ def z_value(alpha: float = 0.05) -> float:
 
 def wilson(k: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n (Wilson 1927); (0, 1) when n = 0."""
-    if n <= 0:
-        return 0.0, 1.0
-    z = z_value(alpha)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from emergelab.eval.metrics import wilson_interval
+
+    return wilson_interval(k, n, z_value(alpha))
 
 
 def newcombe_diff(k1: float, n1: int, k2: float, n2: int, alpha: float = 0.05) -> tuple[float, float, float]:

@@ -176,12 +176,12 @@ def fewshot_gain(zero: SeedItems | tuple[float, int], few: SeedItems | tuple[flo
 
 
 def syllogism_rule(sizes: Sequence[str], nonce: Sequence[SeedItems], agree: Sequence[SeedItems],
-                   conflict: Sequence[SeedItems], k: int) -> Verdict:
+                   conflict: Sequence[SeedItems], chance: float) -> Verdict:
     """Per size (smallest first), multiple-choice correctness per seed and item on nonce, belief-consistent
-    (agree) and belief-violating (conflict) items; `k` answer options on the nonce items."""
+    (agree) and belief-violating (conflict) items; `chance`: the nonce items' chance level (the larger of
+    1/k and the commonest answer's share)."""
     if len(sizes) < 2:
         return Verdict(NOT_RUN, "syllogisms need at least two sizes", "syllogisms")
-    chance = 1 / k
     nonce_ci = [mean_interval(x) for x in nonce]
     effect = [_unpaired_diff(a, c) for a, c in zip(agree, conflict)]
     numbers = {"chance": chance}
