@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from emergelab.model import GPT, Completion, SamplingParams, generate
+from emergelab.model import GPT, Completion, KVCache, SamplingParams, generate
 
 
 class RolloutBackend(Protocol):
@@ -97,16 +97,67 @@ def length_buckets(lengths: list[int], max_rows: int = 0, overhead: int = 256
 
 
 def sequence_logprobs(model: GPT, idx: torch.Tensor, targets: torch.Tensor, with_entropy: bool = False,
-                      start: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+                      start: int = 0, prompt_lens: list[int] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(target_t | idx_≤t) per position (N, S), and optionally the entropy of π at each position.
 
     Positions before `start` (prompt positions no loss reads) get no logits and are returned as 0.
+    With `prompt_lens` (row i's prompt is idx[i, :prompt_lens[i]]) rows that share a prompt — a GRPO
+    group — run it once (`shared_prompt_logprobs`); then only positions from each row's last prompt
+    token on are filled, which are the ones a completion mask reads.
     """
+    if prompt_lens is not None:
+        return shared_prompt_logprobs(model, idx, targets, prompt_lens, with_entropy)
     logits = model(idx, logits_from=start).logits.float()
+    return _gather(logits, targets[:, start:], with_entropy, start)
+
+
+def _gather(logits: torch.Tensor, targets: torch.Tensor, with_entropy: bool, start: int
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
     logp_all = logits.log_softmax(-1)
-    logp = F.pad(logp_all.gather(-1, targets[:, start:].unsqueeze(-1)).squeeze(-1), (start, 0))
+    logp = F.pad(logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1), (start, 0))
     entropy = None
     if with_entropy:
         with torch.no_grad():
             entropy = F.pad(-(logp_all.exp() * logp_all).sum(-1), (start, 0))
+    return logp, entropy
+
+
+def shared_prompt_logprobs(model: GPT, idx: torch.Tensor, targets: torch.Tensor, prompt_lens: list[int],
+                           with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`sequence_logprobs` with each distinct prompt run once (prefix sharing), gradients included.
+
+    The distinct prompts are left-padded into one forward that fills a KV cache; its rows are copied to
+    the completion rows (index_select, so gradients flow back into the prompt's keys and values), and
+    the completions run on top. The same function of the weights as the full forward — only the float
+    summation order differs (tests). A GRPO group of G samples thus computes its prompt once, not G times.
+    """
+    N, S = idx.shape
+    dev = idx.device
+    prompts: dict[tuple[int, ...], int] = {}
+    row_prompt = [prompts.setdefault(tuple(idx[i, :n].tolist()), len(prompts)) for i, n in enumerate(prompt_lens)]
+    L = max(len(p) for p in prompts)
+    T = S - min(prompt_lens)  # completion columns: row i's tokens idx[i, n_i:], right-padded to T
+    pad = torch.tensor([L - len(p) for p in prompts], device=dev)
+    pidx = torch.tensor([[0] * (L - len(p)) + list(p) for p in prompts], device=dev)
+    cache = KVCache(model.cfg, len(prompts), L + T, dev, model.tok_emb.weight.dtype,
+                    pad_lens=pad if pad.any() else None)
+    first = model(pidx, cache=cache, last_logits_only=True).logits  # (P, 1, V): predicts completion token 0
+    rows = torch.tensor(row_prompt, device=dev)
+    cache.k = [t.index_select(0, rows) for t in cache.k]
+    cache.v = [t.index_select(0, rows) for t in cache.v]
+    cache.pad_lens = torch.full((N,), 0, device=dev) + (pad.index_select(0, rows) if pad.any() else 0)
+    if not cache.pad_lens.any():
+        cache.pad_lens = None
+    n = torch.tensor(prompt_lens, device=dev)[:, None]
+    cols = n + torch.arange(T, device=dev)  # (N, T) packed columns of each row's completion tokens
+    ctoks = torch.where(cols < S, idx.gather(1, cols.clamp(max=S - 1)), 0)
+    logits = first.index_select(0, rows)
+    if T > 1:
+        logits = torch.cat([logits, model(ctoks[:, :-1], cache=cache).logits], dim=1)  # (N, T, V)
+    # back to the packed layout: position n_i − 1 + j holds log π(completion token j); other positions 0
+    where = cols - 1
+    logp_c, ent_c = _gather(logits.float(), targets.gather(1, where.clamp(max=S - 1)), with_entropy, 0)
+    logp = logp_c.new_zeros(N, S + T).scatter(1, where, logp_c)[:, :S]
+    entropy = None if ent_c is None else ent_c.new_zeros(N, S + T).scatter(1, where, ent_c)[:, :S]
     return logp, entropy
