@@ -52,6 +52,20 @@ def option_logprobs(model, prompts: Sequence[Sequence[int]], options: Sequence[S
     return scores
 
 
+def item_option_logprobs(model, prompts: Sequence[Sequence[int]], options: Sequence[Sequence[Sequence[int]]],
+                         batch_size: int = 16) -> list[list[float]]:
+    """Like `option_logprobs`, but prompt n has its own options `options[n]`."""
+    lp = next_token_logprobs(model, prompts, batch_size)
+    out = [[float(lp[n, o[0]]) if len(o) == 1 else float("nan") for o in opts] for n, opts in enumerate(options)]
+    multi = [(n, k) for n, opts in enumerate(options) for k, o in enumerate(opts) if len(o) > 1]
+    if multi:
+        sums = sequence_logprob_sums(model, [list(prompts[n]) + list(options[n][k]) for n, k in multi],
+                                     [len(prompts[n]) for n, _ in multi], batch_size)
+        for (n, k), v in zip(multi, sums):
+            out[n][k] = v
+    return out
+
+
 @torch.no_grad()
 def next_token_logprobs(model, prompts: Sequence[Sequence[int]], batch_size: int = 16) -> torch.Tensor:
     """(N, V) log-probabilities of the token after each prompt."""
