@@ -98,6 +98,18 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
         return {**attention_picture(strongest, out / "attention"),
                 "hf_max_abs_diff": hf_max_abs_diff(strongest, out / "attention")}
 
+    def verdict_inputs(out: Path, _: dict) -> dict:
+        from emergelab.demo.measures import measure_verdict_inputs
+
+        return measure_verdict_inputs(out, p)
+
+    def real_model(out: Path, _: dict) -> dict:
+        from emergelab.science.real_model.stage import run_real_model
+
+        if not p.get("real_model"):
+            return {"skipped": f"not run — the {profile_name} profile leaves the real model out"}
+        return run_real_model(out / "real_model", p["real_model"])
+
     def report(out: Path, results: dict) -> dict:
         from emergelab.demo.report_data import build_report
 
@@ -119,6 +131,8 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
                                                     "n": p["cot_bridge_n"], "task": ADD6}),
               30 * scale, "cot_bridge"),
         Stage("attention", attention, 5 * scale, "attention"),
+        Stage("verdict_inputs", verdict_inputs, 60 * scale, "verdict_inputs"),
+        Stage("real_model", real_model, 180 if p.get("real_model") else 1, "real_model"),
         Stage("report", report, 5 * scale, always=True),
     ]
 
