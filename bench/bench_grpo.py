@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from emergelab.config import write_yaml
+from emergelab.data.chat import encode_prompt
 from emergelab.data.tokenizer import char_tokenizer
 from emergelab.model import GPT, ModelConfig
 from emergelab.rl.trainer import RLConfig, train_grpo
@@ -51,7 +52,6 @@ from emergelab.tasks.arithmetic import Arithmetic
 from emergelab.tasks.base import Example, Verdict, cut_at_stop, sampling_stops
 from emergelab.tasks.registry import get_task
 from emergelab.tasks.scoring import char_accuracy
-from emergelab.train.sft import encode_prompt
 
 SIZES = {"100k": (2, 64, 4), "1m": (4, 128, 4), "4m": (6, 224, 7)}
 TASK = f"{Path(__file__).resolve()}:PartialAdd:digits=3"

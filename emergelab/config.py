@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from emergelab.errors import UserError
 from emergelab.model.gpt import ModelConfig
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -100,6 +103,9 @@ class TrainConfig:
             raise UserError(f"train.min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise UserError("train.warmup_steps, train.weight_decay and train.grad_clip must be ≥ 0")
+        for name in ("beta1", "beta2"):  # Adam's moment decay rates (Kingma & Ba 2015): 0 ≤ β < 1
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"train.{name}={getattr(self, name)} must be in [0, 1) — typical: 0.9, 0.95")
         if self.dtype not in ("float32", "bfloat16"):
             raise UserError(f"train.dtype={self.dtype!r} must be 'float32' or 'bfloat16'")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -114,6 +120,13 @@ class PretrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @staticmethod
+    def defaults_for(raw: dict) -> dict:
+        """The named size's model and train settings (explicit fields override them)."""
+        from emergelab.sizes import size_defaults
+
+        return size_defaults(str(raw["size"])) if raw.get("size") is not None else {}
 
     def validate(self) -> None:
         self.data.validate()
@@ -134,7 +147,12 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if "=" not in pair:
             raise UserError(f"override {pair!r} is not key=value — write e.g. model.n_layer=2")
         key, raw = pair.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else None
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as e:
+            problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+            raise UserError(f"override {pair!r}: the value is not valid YAML ({problem}) — quote it, "
+                            f"e.g. {key}='\"{raw}\"'") from None
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -157,8 +175,14 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise UserError(f"config: {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"config: {path} is a directory — give a YAML file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise UserError(f"config: {path} is not UTF-8 text (byte {e.start}) — save it as UTF-8") from None
+    except OSError as e:
+        raise UserError(f"config: cannot read {path} ({e.strerror}) — check its permissions") from None
     except yaml.YAMLError as e:
         raise UserError(f"config: {path} is not valid YAML ({e})") from e
     if not isinstance(raw, dict):
@@ -192,12 +216,17 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise UserError(f"{where}={value} is too large for a float") from None
     if tp is float and isinstance(value, str):
         try:  # YAML 1.1 reads "3e-4" as a string
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}={value} — give a finite number")
     if tp is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if tp is typing.Any or (isinstance(tp, type) and isinstance(value, tp) and
@@ -235,16 +264,32 @@ def write_yaml(data: dict, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | dict | None = None,
+         base: Any = None, section: str | None = None) -> T:
+    """The one config loader: `base` (a mapping or a `cls` instance), then the YAML file at `path`, then
+    `overrides` (`key=value` strings or a nested mapping), each on top of the last → a validated `cls`.
+
+    With `section` the settings live under that one top-level key (`rl:`, `dpo:` ...) and any other key is
+    an error. A `cls` with a `defaults_for(raw)` hook (a named size) gets those defaults under everything."""
+    if dataclasses.is_dataclass(base):
+        base = {section: to_dict(base)} if section else to_dict(base)
+    raw = deep_merge(base or {}, load_yaml(path) if path else {})
+    raw = deep_merge(raw, overrides if isinstance(overrides, dict) else parse_overrides(overrides or []))
+    if hasattr(cls, "defaults_for"):
+        raw = deep_merge(cls.defaults_for(raw), raw)
+    if section is None:
+        cfg = from_dict(cls, raw)
+    else:
+        unknown = set(raw) - {section}
+        if unknown:
+            raise UserError(f"{section} config: unknown section(s) {sorted(unknown)} — these settings live "
+                            f"under `{section}:`")
+        cfg = from_dict(cls, raw.get(section) or {}, section)
+    cfg.validate()
+    return cfg
+
+
 def load_pretrain_config(path: str | Path | None, overrides: list[str] | None = None,
                          base: dict | None = None) -> PretrainConfig:
     """YAML file (optional) + overrides → a validated PretrainConfig with the named size applied."""
-    from emergelab.sizes import size_defaults
-
-    raw = deep_merge(base or {}, load_yaml(path) if path else {})
-    raw = deep_merge(raw, parse_overrides(overrides or []))
-    size = raw.get("size")
-    if size is not None:
-        raw = deep_merge(size_defaults(str(size)), raw)
-    cfg = from_dict(PretrainConfig, raw)
-    cfg.validate()
-    return cfg
+    return load(PretrainConfig, path, overrides, base)

@@ -3,6 +3,10 @@
     RUN/config.yaml   RUN/tokenizer.json   RUN/metrics.jsonl
     RUN/checkpoints/step_00000100/{model.safetensors, optimizer.safetensors, state.json}
 
+`RunDir` names these paths and holds the two rules every stage shares: a directory *holds a run* when
+its `checkpoints/` has any entry (a finished, partial or half-written checkpoint), and a post-training
+run starts by copying its parent's tokenizer and `model` section (`RunDir.prepare`).
+
 A checkpoint is written into a hidden temporary directory, every file fsync'd, `state.json` (holding the
 SHA-256 of the other files) written last, then the directory is renamed into place and its parent
 fsync'd. A kill at any moment leaves either the old set of checkpoints or the old set plus a complete
@@ -25,6 +29,57 @@ from safetensors.torch import load_file, save_file
 from emergelab.errors import UserError
 
 CKPT_PREFIX = "step_"
+
+
+class RunDir:
+    """A run directory: where each file of the contract lives, whether it already holds a run, and how a
+    post-training stage starts one from a parent run."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / "tokenizer.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def holds_run(self) -> bool:
+        """True when `checkpoints/` has any entry: writing a new run here would mix two runs."""
+        return self.checkpoints.is_dir() and any(self.checkpoints.iterdir())
+
+    def ensure_new(self, flag: str = "--out", hint: str = "choose a new directory") -> None:
+        """Raise a UserError naming `flag` when the directory already holds a run."""
+        if self.holds_run():
+            raise UserError(f"{flag} {self.path} already holds a run — {hint}")
+
+    def read_config(self) -> dict:
+        return read_run_config(self.path)
+
+    def prepare(self, init: str | Path, section: str, section_cfg: dict, extra: dict | None = None) -> None:
+        """Start a post-training run from run `init`: its tokenizer.json, and a config.yaml with the parent's
+        `model` section (so `load_model` works here) plus this stage's `section` settings and `extra`."""
+        from emergelab.config import write_yaml
+
+        parent = read_run_config(init)
+        self.ensure_new()
+        self.path.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(init) / "tokenizer.json", self.tokenizer_path)
+        write_yaml({"model": parent["model"], section: section_cfg, "init": str(init), **(extra or {})},
+                   self.config_path)
 
 
 def _fsync_dir(path: Path) -> None:

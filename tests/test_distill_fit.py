@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from emergelab.config import write_yaml
+from emergelab.config import load, write_yaml
+from emergelab.data.chat import encode_pair
 from emergelab.data.tokenizer import char_tokenizer
 from emergelab.model import GPT, ModelConfig
 from emergelab.rl.distill import _fitting_seq_len
 from emergelab.runs import save_checkpoint
-from emergelab.train.sft import encode_pair, load_sft_config, train_sft
+from emergelab.train.sft import SFTConfig, train_sft
 
 
 def _run(tmp_path, block_size: int):
@@ -37,7 +38,7 @@ def test_rows_hold_the_longest_trace_up_to_the_block_size(tmp_path):
 def test_sft_warns_when_conversations_are_cut(tmp_path, capsys):
     run, _ = _run(tmp_path, block_size=64)
     pairs = [("1+2=", "3" * 40)] * 4
-    cfg = load_sft_config(None, ["sft.task=add:digits=1", "train.seq_len=16", "train.max_steps=1",
+    cfg = load(SFTConfig, None, ["sft.task=add:digits=1", "train.seq_len=16", "train.max_steps=1",
                                  "train.progress=false", "sft.eval_n=1", "sft.max_new_tokens=8"])
     train_sft(cfg, run, tmp_path / "sft", pairs=pairs)
     assert "4 of 4 conversations are longer than train.seq_len=16" in capsys.readouterr().err

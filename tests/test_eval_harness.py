@@ -12,6 +12,7 @@ from conftest import run_cli
 from scipy.stats import binomtest
 
 from emergelab.config import write_yaml
+from emergelab.data.chat import encode_prompt
 from emergelab.data.tokenizer import char_tokenizer
 from emergelab.eval import harness
 from emergelab.eval.harness import PREFIX, answer_logprobs, evaluate
@@ -20,7 +21,6 @@ from emergelab.model import GPT, ModelConfig
 from emergelab.model.generate import Completion
 from emergelab.runs import save_checkpoint
 from emergelab.tasks import get_task
-from emergelab.train.sft import encode_prompt
 
 ALPHABET = "".join(sorted(set("0123456789+-*/()=:;|>?., abcdefghijklmnopqrstuvwxyz\n")))
 USER_TASK = '''

@@ -8,11 +8,11 @@ import random
 import pytest
 import torch
 
-from emergelab.config import write_yaml
+from emergelab.config import load, write_yaml
 from emergelab.data.tokenizer import char_tokenizer
 from emergelab.errors import UserError
 from emergelab.model import GPT, ModelConfig
-from emergelab.rl.trainer import RLConfig, load_rl_config, train_grpo
+from emergelab.rl.trainer import RLConfig, train_grpo
 from emergelab.runs import load_model, save_checkpoint
 from emergelab.tasks.base import Example, Task
 
@@ -70,11 +70,11 @@ def test_grpo_raises_accuracy_on_a_toy_task_with_nonzero_pass_at_8(tmp_path):
 
 def test_config_errors_name_the_field(tmp_path):
     with pytest.raises(UserError, match="rl.loss_agg"):
-        load_rl_config(None, ["rl.loss_agg=mean"])
+        load(RLConfig, None, ["rl.loss_agg=mean"], section="rl")
     with pytest.raises(UserError, match="did you mean rl.group_size"):
-        load_rl_config(None, ["rl.group_sise=4"])
+        load(RLConfig, None, ["rl.group_sise=4"], section="rl")
     with pytest.raises(UserError, match="prompts_per_step"):
-        load_rl_config(None, ["rl.prompts_per_step=0"])
+        load(RLConfig, None, ["rl.prompts_per_step=0"], section="rl")
 
 
 

@@ -23,9 +23,9 @@ def tiny_run(tmp_path_factory):
 
 
 def test_bridge_matches_log_probs_from_one_plain_forward_pass(tiny_run):
+    from emergelab.data.chat import encode_prompt
     from emergelab.runs import load_model
     from emergelab.tasks.registry import get_task
-    from emergelab.train.sft import encode_prompt
 
     row = cot_bridge.bridge_for_run(tiny_run, "add:digits=2", n=1, seed=3)
     model, tok, _ = load_model(tiny_run, device="cpu")

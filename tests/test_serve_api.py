@@ -15,10 +15,11 @@ import pytest
 import torch
 from openai import BadRequestError, NotFoundError, OpenAI
 
+from emergelab.data.chat import render_messages
 from emergelab.data.tokenizer import char_tokenizer
 from emergelab.model import GPT, ModelConfig, SamplingParams, generate
 from emergelab.serve.app import create_app
-from emergelab.serve.chat import ChatFormat, render_ours
+from emergelab.serve.chat import ChatFormat
 from emergelab.serve.engine import Engine
 from emergelab.serve.schemas import Limits
 from emergelab.serve.server import serve_in_thread
@@ -70,8 +71,8 @@ def test_chat_completion_equals_generate_on_the_chat_prompt(client, tiny):
     model, tok = tiny
     messages = [{"role": "user", "content": "What is 2+2?"}]
     r = client.chat.completions.create(model="tiny", messages=messages, max_tokens=24, temperature=0.8, seed=7)
-    assert r.choices[0].message.content == oracle(model, tok, render_ours(messages), 24, 0.8, 7)
-    assert r.usage.prompt_tokens == len(tok.encode(render_ours(messages)))
+    assert r.choices[0].message.content == oracle(model, tok, render_messages(messages), 24, 0.8, 7)
+    assert r.usage.prompt_tokens == len(tok.encode(render_messages(messages)))
     assert r.usage.completion_tokens == 24 and r.choices[0].finish_reason == "length"
 
 
@@ -93,7 +94,7 @@ def test_chat_logprobs_are_the_models_log_probabilities(client, tiny):
     messages = [{"role": "user", "content": "abc"}]
     r = client.chat.completions.create(model="tiny", messages=messages, max_tokens=5, temperature=0,
                                        logprobs=True, top_logprobs=3)
-    ids = tok.encode(render_ours(messages))
+    ids = tok.encode(render_messages(messages))
     content = r.choices[0].logprobs.content
     assert len(content) == 5
     for item in content:  # brute force: a full forward pass over prompt + tokens so far

@@ -9,9 +9,9 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from emergelab.data.chat import chat_prompt, encode_prompt, render_messages
 from emergelab.data.tokenizer import Tokenizer, char_tokenizer
-from emergelab.serve.chat import ChatFormat, chat_format_for, render_ours
-from emergelab.train.sft import chat_prompt, encode_prompt
+from emergelab.serve.chat import ChatFormat, chat_format_for
 
 # SmolLM2-Instruct's template (ChatML with a default system prompt), as shipped in its tokenizer config.
 CHATML = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
@@ -25,11 +25,12 @@ CONVERSATION = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant
 def test_our_single_turn_prompt_is_the_sft_prompt_token_for_token():
     tok = char_tokenizer(string.ascii_letters + string.digits + " ?+")
     question = "What is 2+2?"
-    assert tok.encode(render_ours([{"role": "user", "content": question}])) == encode_prompt(tok, chat_prompt(question))
+    ours = tok.encode(render_messages([{"role": "user", "content": question}]))
+    assert ours == encode_prompt(tok, chat_prompt(question))
 
 
 def test_our_multi_turn_prompt_closes_each_answer_with_eos_and_folds_system_into_the_user_turn():
-    text = render_ours([{"role": "system", "content": "Be brief."}, *CONVERSATION])
+    text = render_messages([{"role": "system", "content": "Be brief."}, *CONVERSATION])
     assert text == "<eos><|user|>Be brief.\n\nWhat is 2+2?<|assistant|>4<eos><|user|>And 3+3?<|assistant|>"
     assert chat_format_for(char_tokenizer("ab")).template is None
 

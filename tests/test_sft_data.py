@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from emergelab.data.chat import encode_pair
 from emergelab.data.tokenizer import char_tokenizer
 from emergelab.model import GPT, ModelConfig
-from emergelab.train.sft import encode_pair, make_batch_fn, pack
+from emergelab.train.sft import make_batch_fn, pack
 
 TOK = char_tokenizer("0123456789+=-;c ")
 PAIRS = [("12+34=", "<think>2+4=6 c0;1+3=4 c0</think><answer>46</answer>"),

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
+from emergelab.eval.metrics import pass_at_k
 from emergelab.eval.tts import majority_vote
-from emergelab.rl.metrics import pass_at_k, self_check_rate
+from emergelab.rl.metrics import self_check_rate
 
 
 def test_majority_vote_ignores_unparsed_answers_and_breaks_ties_by_first_seen():

@@ -22,17 +22,19 @@ def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[st
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
-    from emergelab.train.sft import load_sft_config, train_sft
+    from emergelab.config import load
+    from emergelab.train.sft import SFTConfig, train_sft
 
     path, overrides = _config_and_overrides(args)
-    summary = train_sft(load_sft_config(path, overrides), args.init, _out(args, "sft"))
+    summary = train_sft(load(SFTConfig, path, overrides), args.init, _out(args, "sft"))
     print(json.dumps(summary, indent=1))
     return 0
 
 
 def cmd_rl(args: argparse.Namespace) -> int:
+    from emergelab.config import load
     from emergelab.errors import UserError
-    from emergelab.rl.trainer import load_rl_config, resume_grpo, train_grpo
+    from emergelab.rl.trainer import RLConfig, resume_grpo, train_grpo
 
     path, overrides = _config_and_overrides(args)
     if args.resume:
@@ -43,24 +45,28 @@ def cmd_rl(args: argparse.Namespace) -> int:
     else:
         if not args.init:
             raise UserError("rl: --init RUN is required (the initial policy), or --resume RUN_DIR")
-        last = train_grpo(load_rl_config(path, overrides), args.init, _out(args, "rl"))
+        last = train_grpo(load(RLConfig, path, overrides, section="rl"), args.init, _out(args, "rl"))
     print(json.dumps(last, indent=1))
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from emergelab.rl.reward_model import load_rm_config, train_reward_model
+    from emergelab.config import load
+    from emergelab.rl.reward_model import RMConfig, train_reward_model
 
     path, overrides = _config_and_overrides(args)
-    print(json.dumps(train_reward_model(load_rm_config(path, overrides), args.init, _out(args, "rm")), indent=1))
+    cfg = load(RMConfig, path, overrides, section="rm")
+    print(json.dumps(train_reward_model(cfg, args.init, _out(args, "rm")), indent=1))
     return 0
 
 
 def cmd_dpo(args: argparse.Namespace) -> int:
-    from emergelab.rl.dpo import load_dpo_config, train_dpo
+    from emergelab.config import load
+    from emergelab.rl.dpo import DPOConfig, train_dpo
 
     path, overrides = _config_and_overrides(args)
-    print(json.dumps(train_dpo(load_dpo_config(path, overrides), args.init, _out(args, "dpo")), indent=1))
+    print(json.dumps(train_dpo(load(DPOConfig, path, overrides, section="dpo"), args.init, _out(args, "dpo")),
+                     indent=1))
     return 0
 
 

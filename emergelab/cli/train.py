@@ -81,11 +81,10 @@ def import_hf_run(src: str | Path, out_run: str | Path) -> Path:
     from emergelab.data.tokenizer import Tokenizer
     from emergelab.model.gpt import GPT
     from emergelab.model.hf import from_hf
-    from emergelab.runs import save_checkpoint
+    from emergelab.runs import RunDir, save_checkpoint
 
     src, out = Path(src), Path(out_run)
-    if (out / "checkpoints").exists():
-        raise UserError(f"import-hf: {out} already holds a run — choose a new directory")
+    RunDir(out).ensure_new("import-hf:")
     cfg, state_dict, hf_tok = from_hf(src)
     model = GPT(cfg)
     model.load_state_dict(state_dict)

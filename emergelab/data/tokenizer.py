@@ -1,8 +1,8 @@
 """Tokenizers: character-level (synthetic tasks) and byte-level BPE, both stored as `tokenizer.json`.
 
 Both wrap a Hugging Face `tokenizers.Tokenizer`, so the file loads in `transformers` unchanged.
-The chat/reasoning special tokens below are always ids 0..8, in this order, in every tokenizer
-we build, so task text can use them literally (`<think>` is one token, never seven characters).
+The chat/reasoning special tokens (`emergelab.data.chat.SPECIAL_TOKENS`) are always ids 0..8, in that
+order, in every tokenizer we build, so task text can use them literally (`<think>` is one token).
 
 Document start: pretraining puts `<eos>` before every document (it separates packed documents), so a
 model of ours has only ever seen text begin right after `<eos>`. `Tokenizer.doc_start_id` names that
@@ -22,12 +22,8 @@ from pathlib import Path
 from tokenizers import AddedToken, decoders, models, pre_tokenizers, processors, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
+from emergelab.data.chat import SPECIAL_TOKENS  # the chat format's tokens, defined with the format
 from emergelab.errors import UserError
-
-SPECIAL_TOKENS = [
-    "<pad>", "<bos>", "<eos>", "<|user|>", "<|assistant|>",
-    "<think>", "</think>", "<answer>", "</answer>",
-]
 
 
 class Tokenizer:

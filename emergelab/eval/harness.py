@@ -19,23 +19,31 @@ from typing import Any
 
 import torch
 
+from emergelab.data.chat import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    FORMAT_PREFIX,
+    THINK_CLOSE,
+    encode_prompt,
+    render_prompt,
+    sampling_stops,
+)
 from emergelab.errors import UserError
 from emergelab.eval.metrics import exact_match_summary, mean_and_stderr
 from emergelab.model.generate import SamplingParams, generate
-from emergelab.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, FORMAT_PREFIX, THINK_CLOSE, Example, Task, sampling_stops
+from emergelab.tasks.base import Example, Task
 from emergelab.tasks.registry import get_task
-from emergelab.train.sft import chat_prompt, encode_prompt
 
 FORMATS = ("direct", "cot", "free")
 PREFIX = {"direct": FORMAT_PREFIX[False], "cot": FORMAT_PREFIX[True], "free": ""}
 
 
-def _prompt_text(task: Task, ex: Example, shots: list[Example], fmt: str, template: str) -> str:
-    text = task.render_prompt(ex, shots=shots, cot=fmt == "cot")
-    return (chat_prompt(text) if template == "chat" else text) + PREFIX[fmt]
+def prompt_text(task: Task, ex: Example, shots: list[Example], fmt: str, template: str) -> str:
+    """The prompt of `ex` in format `fmt` ("direct"/"cot" end with the tag that forces the format)."""
+    return render_prompt(task, ex, template, shots, cot=fmt == "cot") + PREFIX[fmt]
 
 
-def _answer_context(ex: Example, fmt: str) -> str:
+def answer_context(ex: Example, fmt: str) -> str:
     """Text between the prompt's format prefix and the reference answer."""
     if fmt == "cot" and ex.cot is not None:
         return f"{ex.cot}{THINK_CLOSE}{ANSWER_OPEN}"
@@ -109,7 +117,7 @@ def evaluate_task(model, tokenizer, task: Task | str, shots: int = 0, fmt: str =
         raise UserError(f"--cot: task {task.spec} has no chain-of-thought format")
     examples = task.generate(n, split, seed=seed, allow_fewer=True)  # small item spaces: all test items
     shot_lists = [task.shots_for(ex, shots, seed=seed + i) for i, ex in enumerate(examples)]
-    prompts = [encode_prompt(tokenizer, _prompt_text(task, ex, sh, fmt, template))
+    prompts = [encode_prompt(tokenizer, prompt_text(task, ex, sh, fmt, template))
                for ex, sh in zip(examples, shot_lists)]
     block = model.cfg.block_size
     budget = max_new_tokens or _max_new_tokens(tokenizer, task, examples, fmt)
@@ -124,7 +132,7 @@ def evaluate_task(model, tokenizer, task: Task | str, shots: int = 0, fmt: str =
 
     verdicts = [task.verify(ex, text) for ex, text in zip(examples, completions)]
     per_item = [task.continuous_metrics(ex, text) for ex, text in zip(examples, completions)]
-    contexts = [p + tokenizer.encode(_answer_context(ex, fmt)) for p, ex in zip(prompts, examples)]
+    contexts = [p + tokenizer.encode(answer_context(ex, fmt)) for p, ex in zip(prompts, examples)]
     answers = [tokenizer.encode(ex.answer + ANSWER_CLOSE) for ex in examples]
     logps = answer_logprobs(model, tokenizer, contexts, answers, batch_size)
     for m, lp, ans in zip(per_item, logps, answers):

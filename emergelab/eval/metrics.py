@@ -1,5 +1,5 @@
 """Aggregate metrics for task evaluation: exact match with a Wilson 95% interval, means of
-continuous metrics with standard errors, and accuracy centred on chance."""
+continuous metrics with standard errors, accuracy centred on chance, and unbiased pass@k."""
 
 from __future__ import annotations
 
@@ -46,3 +46,12 @@ def exact_match_summary(scores: Sequence[float], chance: float) -> dict[str, flo
     lo, hi = wilson_interval(k, n)
     return {"exact_match": acc, "ci95": [lo, hi], "n": n, "chance": chance,
             "centered": centered_accuracy(acc, chance) if n else float("nan")}
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct: 1 − C(n−c, k)/C(n, k) (Chen et al. 2021, eq. 1)."""
+    if k > n:
+        raise ValueError(f"pass@k needs k <= n, got k={k}, n={n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)

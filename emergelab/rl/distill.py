@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from emergelab.data.chat import MAX_NEW_TOKENS, encode_pair
 from emergelab.errors import UserError
-from emergelab.model import SamplingParams, generate
-from emergelab.tasks.base import cut_at_stop, sampling_stops
-from emergelab.train.sft import encode_prompt, render_prompt, write_jsonl_pairs
+from emergelab.eval.completions import complete_and_verify, greedy_accuracy, task_prompts
+from emergelab.train.sft import write_jsonl_pairs
 
 
 def parent_setting(run: str | Path, key: str, default=None):
@@ -39,28 +39,24 @@ def teacher_traces(model, tok, task, n: int, samples: int, template: str, max_ne
                    ) -> tuple[list[tuple[str, str]], dict]:
     """Verified, well-formed, deduplicated (prompt, response) pairs, and counts."""
     examples = task.generate(n, "train", seed=seed)
-    prompts = [render_prompt(task, ex, template) for ex in examples]
-    comps = generate(model, [encode_prompt(tok, p) for p in prompts],
-                     SamplingParams(max_new_tokens=max_new_tokens, temperature=1.0, seed=seed, num_samples=samples,
-                                    **sampling_stops(tok)), tokenizer=tok)
+    checked = complete_and_verify(model, tok, task, examples, task_prompts(tok, task, examples, template),
+                                  max_new_tokens=max_new_tokens, temperature=1.0, seed=seed, num_samples=samples)
     pairs, seen, correct = [], set(), 0
-    for c in comps:
-        ex, text = examples[c.prompt_index], cut_at_stop(tok.decode(c.tokens)).strip()
-        v = task.verify(ex, text)
-        if v.score < 1 or v.format == "malformed":
+    for c in checked:
+        ex, text = c.example, c.text.strip()
+        if c.verdict.score < 1 or c.verdict.format == "malformed":
             continue
         correct += 1
         if (ex.prompt, text) not in seen:
             seen.add((ex.prompt, text))
             pairs.append((task.render_prompt(ex), text))
-    return pairs, {"sampled": len(comps), "verified": correct, "kept": len(pairs)}
+    return pairs, {"sampled": len(checked), "verified": correct, "kept": len(pairs)}
 
 
 def _fitting_seq_len(student: Path, pairs: list[tuple[str, str]], template: str) -> int:
     """SFT row length that holds the longest trace whole (a truncated trace would lose its answer)."""
     from emergelab.data.tokenizer import Tokenizer
     from emergelab.runs import read_run_config
-    from emergelab.train.sft import encode_pair
 
     tok = Tokenizer.load(student / "tokenizer.json")
     longest = max(len(encode_pair(tok, p, r, template)[0]) for p, r in pairs)
@@ -70,10 +66,11 @@ def _fitting_seq_len(student: Path, pairs: list[tuple[str, str]], template: str)
 def distill(teacher: str | Path, student: str | Path, out: str | Path, task: str | None = None, n: int = 1000,
             samples: int = 4, overrides: list[str] | None = None, compare_rl: bool = False,
             max_new_tokens: int | None = None, seed: int = 0) -> dict:
+    from emergelab.config import TrainConfig, load
     from emergelab.rl.trainer import RLConfig, train_grpo
     from emergelab.runs import load_model
     from emergelab.tasks.registry import get_task
-    from emergelab.train.sft import greedy_accuracy, load_sft_config, train_sft
+    from emergelab.train.sft import SFTConfig, SFTDataConfig, train_sft
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +78,7 @@ def distill(teacher: str | Path, student: str | Path, out: str | Path, task: str
     if not task_spec:
         raise UserError("distill --task: the teacher run records no task — pass --task, e.g. add:digits=6")
     template = parent_setting(teacher, "template", "plain")
-    max_new = max_new_tokens or int(parent_setting(teacher, "max_new_tokens", 80))
+    max_new = max_new_tokens or int(parent_setting(teacher, "max_new_tokens", MAX_NEW_TOKENS))
     student_path = Path(student)
     if student_path.is_file():  # a pretraining config: build the student first
         from emergelab.train.pretrain import pretrain
@@ -97,10 +94,11 @@ def distill(teacher: str | Path, student: str | Path, out: str | Path, task: str
     if not pairs:
         raise UserError("distill: the teacher produced no verified answers — train it further or raise --samples")
     write_jsonl_pairs(pairs, out / "teacher_traces.jsonl")
-    sft_cfg = load_sft_config(None, [f"sft.jsonl=[{out / 'teacher_traces.jsonl'}]", f"sft.task={task_spec}",
-                                     f"sft.template={template}", f"sft.max_new_tokens={max_new}",
-                                     f"train.seq_len={_fitting_seq_len(student_path, pairs, template)}",
-                                     *(overrides or [])])
+    # train: TrainConfig's own defaults with rows that hold the longest trace (as distillation has always run)
+    base = SFTConfig(SFTDataConfig(task=task_spec, jsonl=[str(out / "teacher_traces.jsonl")], template=template,
+                                   max_new_tokens=max_new),
+                     TrainConfig(seq_len=_fitting_seq_len(student_path, pairs, template)))
+    sft_cfg = load(SFTConfig, None, overrides, base=base)
     sft_summary = train_sft(sft_cfg, student_path, out / "student_sft", pairs=pairs)
     result = {"teacher": str(teacher), "student": str(student_path), "task": task_spec, "traces": counts,
               "sft": {k: sft_summary[k] for k in ("conversations", "assistant_tokens", "steps")}}
@@ -117,7 +115,7 @@ def distill(teacher: str | Path, student: str | Path, out: str | Path, task: str
     score("student_distilled", out / "student_sft")
     if compare_rl:
         sft_tokens = sft_summary["steps"] * sft_cfg.train.batch_size * sft_cfg.train.seq_len
-        avg_prompt = sum(len(encode_prompt(ttok, render_prompt(t, ex, template))) for ex in eval_set) / len(eval_set)
+        avg_prompt = sum(map(len, task_prompts(ttok, t, eval_set, template))) / len(eval_set)
         rl_cfg = RLConfig(task=task_spec, template=template, max_new_tokens=max_new, progress=True)
         per_step = rl_cfg.prompts_per_step * rl_cfg.group_size * (avg_prompt + max_new / 2)
         rl_cfg.steps = max(1, round(sft_tokens / per_step))

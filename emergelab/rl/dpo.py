@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from emergelab.config import deep_merge, from_dict, load_yaml, parse_overrides, to_dict
+from emergelab.config import to_dict
+from emergelab.data.chat import MAX_NEW_TOKENS, encode_prompt
 from emergelab.errors import UserError
 from emergelab.rl.preferences import Pair
 from emergelab.rl.rollout import pack_sequences, sequence_logprobs
-from emergelab.train.sft import encode_prompt, prepare_run
+from emergelab.runs import RunDir
 
 
 @dataclasses.dataclass
@@ -32,7 +33,7 @@ class DPOConfig:
     n_test_prompts: int = 100
     k: int = 4
     template: str = "plain"
-    max_new_tokens: int = 80
+    max_new_tokens: int = MAX_NEW_TOKENS
     beta: float = 0.1
     steps: int = 100
     batch_size: int = 16
@@ -45,13 +46,6 @@ class DPOConfig:
             raise UserError(f"dpo.beta: must be > 0, got {self.beta}")
         if min(self.n_prompts, self.n_test_prompts, self.k, self.steps, self.batch_size) < 1:
             raise UserError("dpo: n_prompts, n_test_prompts, k, steps and batch_size must be >= 1")
-
-
-def load_dpo_config(path, overrides=None) -> DPOConfig:
-    raw = deep_merge(load_yaml(path) if path else {}, parse_overrides(overrides or []))
-    cfg = from_dict(DPOConfig, raw.get("dpo", {}), "dpo")
-    cfg.validate()
-    return cfg
 
 
 def dpo_loss(pol_c: torch.Tensor, pol_r: torch.Tensor, ref_c: torch.Tensor, ref_r: torch.Tensor, beta: float
@@ -86,7 +80,7 @@ def train_dpo(cfg: DPOConfig, init: str | Path, out_dir: str | Path) -> dict:
     out_dir = Path(out_dir)
     policy, tok, device, train, test = load_policy_and_pairs(
         cfg, init, "dpo: no preference pairs could be formed — raise dpo.k")
-    prepare_run(out_dir, init, "dpo", to_dict(cfg))
+    RunDir(out_dir).prepare(init, "dpo", to_dict(cfg))
     torch.manual_seed(cfg.seed)
     ref = copy.deepcopy(policy).eval().requires_grad_(False)
     policy.train()

@@ -1,8 +1,7 @@
-"""Diagnostics of sampled completions: pass@k, self-check phrase rate, lengths by correctness."""
+"""Diagnostics of sampled completions: self-check phrase rate, lengths by correctness (pass@k: eval.metrics)."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
@@ -11,15 +10,6 @@ from collections.abc import Sequence
 # An "aha" only counts when the rate rises above the *step-0 model's own* rate: Liu et al. 2025
 # (Dr. GRPO) found such phrases already in base models before any RL.
 SELF_CHECK_RE = re.compile(r"\b(wait|check|re-?check|verify|re-?evaluate|mistake|actually|hmm)\b", re.I)
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct: 1 − C(n−c, k)/C(n, k) (Chen et al. 2021, eq. 1)."""
-    if k > n:
-        raise ValueError(f"pass@k needs k <= n, got k={k}, n={n}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
 def self_check_rate(completions: Sequence[str]) -> float:

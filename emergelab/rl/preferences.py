@@ -12,10 +12,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from emergelab.model import SamplingParams, generate
+from emergelab.data.chat import MAX_NEW_TOKENS, cut_at_stop, render_prompt
+from emergelab.eval.completions import sample, task_prompts
 from emergelab.rl.rewards import FORMAT_RE
-from emergelab.tasks.base import Task, cut_at_stop, sampling_stops
-from emergelab.train.sft import encode_prompt, render_prompt
+from emergelab.tasks.base import Task
 
 
 @dataclass
@@ -31,13 +31,12 @@ def preference_key(task: Task, example, completion: str) -> tuple[float, int, in
 
 
 def preference_pairs(model, tokenizer, task: Task, n_prompts: int, k: int = 4, split: str = "train",
-                     template: str = "plain", max_new_tokens: int = 64, seed: int = 0) -> list[Pair]:
+                     template: str = "plain", max_new_tokens: int = MAX_NEW_TOKENS, seed: int = 0) -> list[Pair]:
     """Up to two pairs per prompt: (best, worst) and one random strictly-ordered pair."""
     examples = task.generate(n_prompts, split, seed=seed)
     prompts = [render_prompt(task, ex, template) for ex in examples]
-    comps = generate(model, [encode_prompt(tokenizer, p) for p in prompts],
-                     SamplingParams(max_new_tokens=max_new_tokens, temperature=1.0, seed=seed, num_samples=k,
-                                    **sampling_stops(tokenizer)), tokenizer=tokenizer)
+    comps = sample(model, tokenizer, task_prompts(tokenizer, task, examples, template),
+                   max_new_tokens=max_new_tokens, temperature=1.0, seed=seed, num_samples=k)
     rng = random.Random(seed)
     pairs = []
     for i, ex in enumerate(examples):

@@ -22,20 +22,48 @@ rather than "cannot tell" or no parseable answer.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-from emergelab.config import parse_overrides, to_dict
+from emergelab.config import TrainConfig, load, parse_overrides
+from emergelab.data.chat import MAX_NEW_TOKENS
 from emergelab.errors import UserError
-from emergelab.model import SamplingParams, generate
-from emergelab.tasks.base import cut_at_stop, sampling_stops
-from emergelab.train.sft import encode_prompt, render_prompt
+from emergelab.eval.completions import complete_and_verify, greedy_accuracy, task_prompts
+from emergelab.rl.trainer import RLConfig, train_grpo
+from emergelab.tasks.base import Task
 
 UNANSWERABLE = "cannot tell"
+SECTIONS = ("rl", "sft", "rs", "rm", "final", "halluc")
+
+
+@dataclasses.dataclass
+class HallucConfig:
+    """The hallucination check run after every stage."""
+
+    halluc_task: str = "syllogism"
+    halluc_n: int = 100
+
+    def validate(self) -> None:
+        if self.halluc_n < 0:
+            raise UserError(f"halluc.halluc_n: must be >= 0, got {self.halluc_n}")
+
+
+@dataclasses.dataclass
+class RejectionConfig:
+    """Stage 3 of R1: rejection sampling from the reasoning-RL policy."""
+
+    n: int = 3000  # training prompts sampled
+    samples: int = 4  # completions per prompt
+    direct_fraction: float = 0.3  # non-reasoning (direct-answer) pairs added, as a share of the kept traces
+
+    def validate(self) -> None:
+        if self.n < 1 or self.samples < 1 or self.direct_fraction < 0:
+            raise UserError("rs: n and samples must be >= 1 and direct_fraction >= 0")
 
 
 def hallucination_rate(model, tok, task_spec: str = "syllogism", n: int = 100, template: str = "plain",
-                       max_new_tokens: int = 80, seed: int = 0) -> dict:
+                       max_new_tokens: int = MAX_NEW_TOKENS, seed: int = 0) -> dict:
     """Share of confident wrong assertions on held-out items whose answer is "cannot tell"."""
     from emergelab.tasks.registry import get_task
 
@@ -45,56 +73,44 @@ def hallucination_rate(model, tok, task_spec: str = "syllogism", n: int = 100, t
     if not items:
         return {"task": task_spec, "items": 0, "note": "no 'cannot tell' items"}
     try:
-        prompts = [encode_prompt(tok, render_prompt(task, ex, template)) for ex in items]
+        prompts = task_prompts(tok, task, items, template)
     except UserError as e:  # the model's alphabet cannot even write this task
         return {"task": task_spec, "items": 0, "note": str(e)}
-    comps = generate(model, prompts, SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0,
-                                                    **sampling_stops(tok)), tokenizer=tok)
-    asserted = abstained = 0
-    for ex, c in zip(items, comps):
-        v = task.verify(ex, cut_at_stop(tok.decode(c.tokens)))
-        if v.predicted is None:
-            abstained += 1
-        elif v.score < 1:
-            asserted += 1
+    checked = complete_and_verify(model, tok, task, items, prompts, max_new_tokens=max_new_tokens, temperature=0.0)
+    abstained = sum(c.verdict.predicted is None for c in checked)
+    asserted = sum(c.verdict.predicted is not None and c.verdict.score < 1 for c in checked)
     return {"task": task_spec, "items": len(items), "hallucination_rate": asserted / len(items),
             "unparsed_rate": abstained / len(items), "cannot_tell_rate": 1 - (asserted + abstained) / len(items)}
 
 
-def _stage_report(run: Path, task, template: str, cfg: dict) -> dict:
+def stage_report(run: Path, task: Task, template: str, max_new_tokens: int, halluc: HallucConfig,
+                 eval_n: int = 200) -> dict:
+    """Greedy held-out accuracy of the stage's model and its hallucination rate, with one token budget."""
     from emergelab.runs import load_model
-    from emergelab.train.sft import greedy_accuracy
 
     model, tok, _ = load_model(run)
-    eval_set = task.generate(cfg.get("eval_n", 200), "test", seed=0)
-    report = {"run": str(run), **greedy_accuracy(model, tok, task, eval_set, template, cfg.get("max_new_tokens", 80))}
-    report["hallucination"] = hallucination_rate(model, tok, cfg.get("halluc_task", "syllogism"),
-                                                 cfg.get("halluc_n", 100), template)
+    eval_set = task.generate(eval_n, "test", seed=0)
+    report = {"run": str(run), **greedy_accuracy(model, tok, task, eval_set, template, max_new_tokens)}
+    report["hallucination"] = hallucination_rate(model, tok, halluc.halluc_task, halluc.halluc_n, template,
+                                                 max_new_tokens)
     return report
 
 
-def run_recipe(name: str, init: str | Path, out: str | Path, overrides: list[str] | None = None) -> dict:
-    from emergelab.rl.trainer import load_rl_config, train_grpo
-    from emergelab.tasks.registry import get_task
-
-    ov = parse_overrides(overrides or [])
-    unknown = set(ov) - {"rl", "sft", "rs", "rm", "final", "halluc"}
+def run_recipe(name: str, init: str | Path, out: str | Path, overrides: list[str] | dict | None = None) -> dict:
+    """Run recipe `name`; `overrides` are `SECTION.key=value` strings or a {section: {key: value}} mapping."""
+    ov = overrides if isinstance(overrides, dict) else parse_overrides(overrides or [])
+    unknown = set(ov) - set(SECTIONS)
     if unknown:
         raise UserError(f"recipe overrides: unknown section(s) {sorted(unknown)} — use rl., sft., rs., rm., "
                         "final. or halluc.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    halluc = {"halluc_task": "syllogism", "halluc_n": 100, **ov.get("halluc", {})}
-    flat = lambda section: [f"{section}.{k}={v}" for k, v in ov.get(section, {}).items()]  # noqa: E731
-
+    halluc = load(HallucConfig, None, ov.get("halluc", {}))
     if name == "r1-zero":
-        rl = load_rl_config(None, ["rl.steps=40", *flat("rl")])
-        task = get_task(rl.task)
-        stages = {"base": _stage_report(Path(init), task, rl.template, {**halluc, **to_dict(rl)})}
-        train_grpo(rl, init, out / "rl")
-        stages["rl"] = _stage_report(out / "rl", task, rl.template, {**halluc, **to_dict(rl)})
+        rl = load(RLConfig, None, {"rl": ov.get("rl", {})}, base=RLConfig(steps=40), section="rl")
+        stages = r1_zero(Path(init), out, rl, halluc)
     elif name == "r1":
-        stages = _run_r1(Path(init), out, ov, flat, halluc)
+        stages = _run_r1(Path(init), out, ov, halluc)
     else:
         raise UserError(f"recipe: unknown recipe {name!r} — choose r1-zero or r1")
     result = {"recipe": name, "init": str(init), "stages": stages}
@@ -102,50 +118,64 @@ def run_recipe(name: str, init: str | Path, out: str | Path, overrides: list[str
     return result
 
 
-def _run_r1(init: Path, out: Path, ov: dict, flat, halluc: dict) -> dict:
-    from emergelab.rl.reward_model import load_rm_config, train_reward_model
-    from emergelab.rl.trainer import load_rl_config, train_grpo
+def r1_zero(init: Path, out: Path, rl: RLConfig, halluc: HallucConfig) -> dict:
+    """GRPO on the bare prompt (OUT/rl), with the stage report before and after."""
     from emergelab.tasks.registry import get_task
-    from emergelab.train.sft import load_sft_config, task_pairs, train_sft
 
-    rl = load_rl_config(None, ["rl.template=chat", "rl.steps=30", "rl.loss_agg=seq_mean", "rl.adv_scale=group",
-                               "rl.beta=0.04", "rl.rewards={accuracy: 1.0, format: 0.2, consistency: 0.1}",
-                               *flat("rl")])
     task = get_task(rl.task)
-    rep = {**halluc, "max_new_tokens": rl.max_new_tokens}
-    stages = {"base": _stage_report(init, task, "chat", rep)}
 
-    cold = load_sft_config(None, [f"sft.task={rl.task}", "sft.n=3000", "sft.template=chat", "sft.epochs=3",
-                                  f"sft.max_new_tokens={rl.max_new_tokens}", "train.seq_len=256", *flat("sft")])
-    train_sft(cold, init, out / "1_cold_sft")
-    stages["1_cold_sft"] = _stage_report(out / "1_cold_sft", task, "chat", rep)
+    def report(run: Path) -> dict:
+        return stage_report(run, task, rl.template, rl.max_new_tokens, halluc, rl.eval_n)
+
+    stages = {"base": report(init)}
+    train_grpo(rl, init, out / "rl")
+    stages["rl"] = report(out / "rl")
+    return stages
+
+
+def _run_r1(init: Path, out: Path, ov: dict, halluc: HallucConfig) -> dict:
+    from emergelab.rl.distill import teacher_traces
+    from emergelab.rl.reward_model import RMConfig, train_reward_model
+    from emergelab.runs import load_model
+    from emergelab.tasks.registry import get_task
+    from emergelab.train.sft import SFTConfig, SFTDataConfig, task_pairs, train_sft
+
+    rl = load(RLConfig, None, {"rl": ov.get("rl", {})}, section="rl", base=RLConfig(
+        template="chat", steps=30, loss_agg="seq_mean", adv_scale="group", beta=0.04,
+        rewards={"accuracy": 1.0, "format": 0.2, "consistency": 0.1}))
+    task = get_task(rl.task)
+
+    def report(run: Path) -> dict:
+        return stage_report(run, task, "chat", rl.max_new_tokens, halluc)
+
+    def sft_config(**sft: object) -> SFTConfig:
+        # train: TrainConfig's own defaults with 256-token rows, as the recipe has always run
+        base = SFTConfig(SFTDataConfig(task=rl.task, template="chat", max_new_tokens=rl.max_new_tokens, **sft),
+                         TrainConfig(seq_len=256))
+        return load(SFTConfig, None, {"sft": ov.get("sft", {})}, base=base)
+
+    stages = {"base": report(init)}
+    train_sft(sft_config(n=3000, epochs=3), init, out / "1_cold_sft")
+    stages["1_cold_sft"] = report(out / "1_cold_sft")
 
     train_grpo(rl, out / "1_cold_sft", out / "2_reason_rl")
-    stages["2_reason_rl"] = _stage_report(out / "2_reason_rl", task, "chat", rep)
+    stages["2_reason_rl"] = report(out / "2_reason_rl")
 
     # 3. rejection sampling from the stage-2 policy + non-reasoning (direct-answer) data, SFT on the base
-    from emergelab.rl.distill import teacher_traces
-    from emergelab.runs import load_model
-
-    rs = {"n": 3000, "samples": 4, "direct_fraction": 0.3, **ov.get("rs", {})}
+    rs = load(RejectionConfig, None, ov.get("rs", {}))
     model, tok, _ = load_model(out / "2_reason_rl")
-    kept, counts = teacher_traces(model, tok, task, rs["n"], rs["samples"], "chat", rl.max_new_tokens, seed=1)
-    direct = task_pairs(rl.task, max(1, int(rs["direct_fraction"] * max(1, len(kept)))), cot_fraction=0.0, seed=2)
-    rs_cfg = load_sft_config(None, [f"sft.task={rl.task}", "sft.template=chat", "sft.epochs=2",
-                                    f"sft.max_new_tokens={rl.max_new_tokens}", "train.seq_len=256", *flat("sft")])
-    train_sft(rs_cfg, init, out / "3_rs_sft", pairs=kept + direct)
-    stages["3_rs_sft"] = {**_stage_report(out / "3_rs_sft", task, "chat", rep), "rejection_sampling": counts,
+    kept, counts = teacher_traces(model, tok, task, rs.n, rs.samples, "chat", rl.max_new_tokens, seed=1)
+    direct = task_pairs(rl.task, max(1, int(rs.direct_fraction * max(1, len(kept)))), cot_fraction=0.0, seed=2)
+    train_sft(sft_config(epochs=2), init, out / "3_rs_sft", pairs=kept + direct)
+    stages["3_rs_sft"] = {**report(out / "3_rs_sft"), "rejection_sampling": counts,
                           "non_reasoning_pairs": len(direct)}
 
     # 4. reward model on stage-3 samples, then RL with rule + preference rewards
-    rm_cfg = load_rm_config(None, [f"rm.task={rl.task}", "rm.template=chat", "rm.n_prompts=200",
-                                   f"rm.max_new_tokens={rl.max_new_tokens}", *flat("rm")])
+    rm_cfg = load(RMConfig, None, {"rm": ov.get("rm", {})}, section="rm", base=RMConfig(
+        task=rl.task, template="chat", n_prompts=200, max_new_tokens=rl.max_new_tokens))
     rm_summary = train_reward_model(rm_cfg, out / "3_rs_sft", out / "4a_rm")
-    final = load_rl_config(None, [*[f"rl.{k}={json.dumps(v)}" for k, v in to_dict(rl).items()
-                                    if k not in ("rewards", "reward_model")],
-                                  "rl.rewards={accuracy: 1.0, format: 0.2, rm: 0.5}",
-                                  f"rl.reward_model={out / '4a_rm'}",
-                                  "rl.steps=20", *[f"rl.{k}={v}" for k, v in ov.get("final", {}).items()]])
+    final = load(RLConfig, None, {"rl": ov.get("final", {})}, section="rl", base=dataclasses.replace(
+        rl, rewards={"accuracy": 1.0, "format": 0.2, "rm": 0.5}, reward_model=str(out / "4a_rm"), steps=20))
     train_grpo(final, out / "3_rs_sft", out / "4_final_rl")
-    stages["4_final_rl"] = {**_stage_report(out / "4_final_rl", task, "chat", rep), "reward_model": rm_summary}
+    stages["4_final_rl"] = {**report(out / "4_final_rl"), "reward_model": rm_summary}
     return stages

@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from emergelab.config import deep_merge, from_dict, load_yaml, parse_overrides, to_dict
+from emergelab.config import to_dict
+from emergelab.data.chat import MAX_NEW_TOKENS, encode_prompt
 from emergelab.errors import UserError
 from emergelab.model import GPT
 from emergelab.rl.preferences import Pair
-from emergelab.train.sft import encode_prompt, prepare_run
+from emergelab.runs import RunDir
 
 
 @dataclasses.dataclass
@@ -33,7 +34,7 @@ class RMConfig:
     n_test_prompts: int = 100
     k: int = 4  # policy samples per prompt
     template: str = "plain"
-    max_new_tokens: int = 80
+    max_new_tokens: int = MAX_NEW_TOKENS
     steps: int = 200
     batch_size: int = 16
     lr: float = 1e-4
@@ -43,13 +44,6 @@ class RMConfig:
     def validate(self) -> None:
         if min(self.n_prompts, self.n_test_prompts, self.k, self.steps, self.batch_size) < 1:
             raise UserError("rm: n_prompts, n_test_prompts, k, steps and batch_size must be >= 1")
-
-
-def load_rm_config(path, overrides=None) -> RMConfig:
-    raw = deep_merge(load_yaml(path) if path else {}, parse_overrides(overrides or []))
-    cfg = from_dict(RMConfig, raw.get("rm", {}), "rm")
-    cfg.validate()
-    return cfg
 
 
 class RewardModel(torch.nn.Module):
@@ -98,7 +92,7 @@ def train_reward_model(cfg: RMConfig, init: str | Path, out_dir: str | Path) -> 
     policy, tok, device, train, test = load_policy_and_pairs(
         cfg, init, "rm: no preference pairs could be formed — every candidate ranked equal; "
                    "raise rm.k or use a task where the policy sometimes errs")
-    prepare_run(out_dir, init, "rm", to_dict(cfg))
+    RunDir(out_dir).prepare(init, "rm", to_dict(cfg))
     torch.manual_seed(cfg.seed)
     rm = RewardModel(policy).to(device).train()
     opt = torch.optim.AdamW(rm.parameters(), lr=cfg.lr, weight_decay=0.0)

@@ -25,11 +25,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from emergelab.data.chat import REASONING_TAGS, cut_at_stop
 from emergelab.errors import UserError
-from emergelab.tasks.base import Example, Task, cut_at_stop
+from emergelab.tasks.base import Example, Task
 
 FORMAT_RE = re.compile(r"^<think>(?P<think>.+?)</think><answer>(?P<answer>.+?)</answer>$", re.DOTALL)
-TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 THINK_RE = re.compile(r"<think>(?P<think>.*?)(</think>|$)", re.DOTALL)
 
 
@@ -73,7 +73,7 @@ def consistency_reward(task: Task) -> RewardFn:
                 out.append(None)
                 continue
             reference = task.render_target(s.example, cot=True)
-            for tag in TAGS:
+            for tag in REASONING_TAGS:
                 reference = reference.replace(tag, "")
             allowed = set(s.example.prompt) | set(task.answer_alphabet) | set(reference)
             out.append(sum(c in allowed for c in thought) / len(thought))

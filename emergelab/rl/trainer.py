@@ -31,11 +31,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from emergelab.config import deep_merge, from_dict, load_yaml, parse_overrides, to_dict, write_yaml
+from emergelab.config import load, to_dict, write_yaml
+from emergelab.data.chat import MAX_NEW_TOKENS, TEMPLATES, encode_prompt, render_prompt
 from emergelab.errors import UserError
-from emergelab.model import SamplingParams
+from emergelab.eval.completions import complete_and_verify, task_prompts
+from emergelab.eval.metrics import pass_at_k
 from emergelab.rl.grpo import GRPOLossConfig, group_advantages, grpo_loss, validate_batch_shape
-from emergelab.rl.metrics import completion_stats, mean_or_nan, pass_at_k
+from emergelab.rl.metrics import completion_stats, mean_or_nan
 from emergelab.rl.rewards import Sample, build_rewards, combine
 from emergelab.rl.rollout import (
     LocalBackend,
@@ -45,6 +47,7 @@ from emergelab.rl.rollout import (
     sequence_logprobs,
 )
 from emergelab.runs import (
+    RunDir,
     latest_checkpoint,
     load_checkpoint_into,
     load_model,
@@ -52,13 +55,11 @@ from emergelab.runs import (
     resolve_device,
     save_checkpoint,
 )
-from emergelab.tasks.base import Example, Task, cut_at_stop, sampling_stops
+from emergelab.tasks.base import Example, Task
 from emergelab.tasks.registry import get_task
 from emergelab.train.loop import MetricsLog
 from emergelab.train.optim import make_optimizer
-from emergelab.train.sft import encode_prompt, prepare_run, render_prompt
 
-TEMPLATES = ("plain", "chat")
 # The fixed cost of one more forward/backward micro-batch, in tokens (`length_buckets`); measured on
 # the CPU (1M model, 16×8 × ≤64 tokens: 0.91 s → 0.29 s per forward+backward); on GPUs padding is cheap.
 BUCKET_OVERHEAD = {"cpu": 64, "cuda": 8192}
@@ -86,7 +87,7 @@ class RLConfig:
     rewards: dict = dataclasses.field(default_factory=lambda: {"accuracy": 1.0})
     reward_model: str | None = None  # run directory from `emergelab rm`, for the `rm` reward
     length_cache: int = 0  # DAPO soft-overlong window for the `length` reward (0: max_new_tokens/4)
-    max_new_tokens: int = 64
+    max_new_tokens: int = MAX_NEW_TOKENS
     temperature: float = 1.0
     top_p: float = 1.0
     template: str = "plain"  # plain: the bare task prompt (R1-Zero); chat: <|user|>…<|assistant|> (after SFT)
@@ -123,19 +124,6 @@ class RLConfig:
     def loss_config(self) -> GRPOLossConfig:
         return GRPOLossConfig(self.loss_agg, self.adv_scale, self.eps_low, self.eps_high, self.beta,
                               self.max_new_tokens)
-
-
-def load_rl_config(path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
-                   ) -> RLConfig:
-    """YAML (an `rl:` section) + `rl.key=value` overrides → a validated RLConfig."""
-    raw = deep_merge(base or {}, load_yaml(path) if path else {})
-    raw = deep_merge(raw, parse_overrides(overrides or []))
-    unknown = set(raw) - {"rl"}
-    if unknown:
-        raise UserError(f"rl config: unknown section(s) {sorted(unknown)} — GRPO settings live under `rl:`")
-    cfg = from_dict(RLConfig, raw.get("rl", {}), "rl")
-    cfg.validate()
-    return cfg
 
 
 # ------------------------------------------------------------------------------------------ prompts
@@ -176,14 +164,12 @@ class PromptStream:
 def evaluate_policy(backend: RolloutBackend, tokenizer, task: Task, examples: list[Example], template: str,
                     max_new_tokens: int, temperature: float, seed: int) -> tuple[dict, list[str]]:
     """One sample per held-out item; returns (val_* metrics, completion texts)."""
-    prompts = [render_prompt(task, ex, template) for ex in examples]
-    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                            **sampling_stops(tokenizer))
-    comps = backend.generate([encode_prompt(tokenizer, p) for p in prompts], params)
-    texts = [cut_at_stop(tokenizer.decode(c.tokens)) for c in comps]
-    verdicts = [task.verify(ex, t) for ex, t in zip(examples, texts)]
-    stats = completion_stats(texts, [v.score for v in verdicts], [v.format for v in verdicts],
-                             [len(c.tokens) for c in comps], [c.finish_reason for c in comps])
+    checked = complete_and_verify(backend, tokenizer, task, examples, task_prompts(tokenizer, task, examples, template),
+                                  max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    texts = [c.text for c in checked]
+    stats = completion_stats(texts, [c.verdict.score for c in checked], [c.verdict.format for c in checked],
+                             [len(c.completion.tokens) for c in checked],
+                             [c.completion.finish_reason for c in checked])
     return {f"val_{k}": v for k, v in stats.items()}, texts
 
 
@@ -192,11 +178,6 @@ def evaluate_policy(backend: RolloutBackend, tokenizer, task: Task, examples: li
 
 def _progress(cfg: RLConfig) -> bool:
     return cfg.progress and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
-
-
-def _holds_run(out_dir: Path) -> bool:
-    ckpts = out_dir / "checkpoints"
-    return ckpts.exists() and any(p.name.startswith("step_") for p in ckpts.iterdir())
 
 
 def _saved_rl_run(out_dir: Path) -> dict:
@@ -221,7 +202,7 @@ def resume_grpo(out_dir: str | Path, overrides: list[str] | None = None,
     """Continue the RL run in `out_dir` from its last checkpoint (`rl.key=value` overrides, e.g. a larger
     rl.steps, apply on top of its saved settings); returns the last metrics record."""
     raw = _saved_rl_run(Path(out_dir))
-    cfg = load_rl_config(None, overrides, base={"rl": raw["rl"]})
+    cfg = load(RLConfig, None, overrides, base={"rl": raw["rl"]}, section="rl")
     return train_grpo(cfg, raw["init"], out_dir, backend, resume=True)
 
 
@@ -243,9 +224,9 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         found = latest_checkpoint(out_dir)
         if found is not None and found[1].get("kind") != "rl":
             raise UserError(f"--resume {out_dir}: its checkpoint is not an RL checkpoint")
-    elif _holds_run(out_dir):
-        raise UserError(f"--out {out_dir} already holds a run — continue it with `emergelab rl --resume "
-                        f"{out_dir}` or choose a new directory")
+    else:
+        RunDir(out_dir).ensure_new(hint=f"continue it with `emergelab rl --resume {out_dir}` or choose a new "
+                                        "directory")
     device = resolve_device(cfg.device)
     init_step = int(found[1]["init_step"]) if found else _init_step(init)
     try:
@@ -255,7 +236,7 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
                         f"gone or damaged ({e})") from e
     task = get_task(cfg.task)
     if found is None:
-        prepare_run(out_dir, init, "rl", to_dict(cfg), {"init_step": init_step})
+        RunDir(out_dir).prepare(init, "rl", to_dict(cfg), {"init_step": init_step})
     else:  # keep the effective settings (e.g. a larger rl.steps) for the next resume
         write_yaml({**read_run_config(out_dir), "rl": to_dict(cfg)}, out_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
@@ -312,16 +293,17 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         prompt_texts = [render_prompt(task, ex, cfg.template, shots) for ex in examples]
         prompt_ids = [encode_prompt(tok, t) for t in prompt_texts]
         model.eval()
-        comps = backend.generate(prompt_ids, SamplingParams(
-            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-            seed=cfg.seed * 1_000_003 + step, num_samples=G, **sampling_stops(tok)))
-        validate_batch_shape(P, G, len(comps))
+        checked = complete_and_verify(backend, tok, task, examples, prompt_ids, max_new_tokens=cfg.max_new_tokens,
+                                      temperature=cfg.temperature, top_p=cfg.top_p,
+                                      seed=cfg.seed * 1_000_003 + step, num_samples=G)
+        validate_batch_shape(P, G, len(checked))
         t_gen = time.perf_counter() - t0
-        texts = [cut_at_stop(tok.decode(c.tokens)) for c in comps]
-        samples = [Sample(examples[c.prompt_index], prompt_texts[c.prompt_index], t, c.finish_reason,
-                          len(c.tokens)) for c, t in zip(comps, texts)]
+        comps = [c.completion for c in checked]
+        texts = [c.text for c in checked]
+        verdicts = [c.verdict for c in checked]
+        samples = [Sample(c.example, prompt_texts[c.completion.prompt_index], c.text, c.completion.finish_reason,
+                          len(c.completion.tokens)) for c in checked]
         totals, components = combine(rewards, samples)
-        verdicts = [task.verify(s.example, s.completion) for s in samples]
         R = torch.tensor(totals, dtype=torch.float32).view(P, G)
         adv = group_advantages(R, cfg.adv_scale).flatten().to(device)
 
@@ -340,9 +322,11 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         # the first scored position of a micro-batch: its shortest prompt's last token (no logits before it)
         prompt_lens = [len(prompt_ids[c.prompt_index]) for c in comps]
         starts = [min(prompt_lens[i] for i in r.tolist()) - 1 for r, _ in chunks]
+        # each distinct prompt of a micro-batch runs once, not once per sample (prefix sharing)
+        chunk_prompts = [[prompt_lens[i] for i in r.tolist()] for r, _ in chunks]
         with torch.no_grad():
-            ref_logp = [sequence_logprobs(ref, idx[r, :s], targets[r, :s], start=b)[0] if ref is not None else None
-                        for (r, s), b in zip(chunks, starts)]
+            ref_logp = [sequence_logprobs(ref, idx[r, :s], targets[r, :s], start=b, prompt_lens=pl)[0]
+                        if ref is not None else None for (r, s), b, pl in zip(chunks, starts, chunk_prompts)]
         model.train()
         old_logp: list[torch.Tensor] = []
         ent_sum = 0.0
@@ -351,13 +335,15 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
             loss_sum, stat_sums = 0.0, {}
             for j, (r, s) in enumerate(chunks):
                 m = mask[r, :s]
-                logp, ent = sequence_logprobs(model, idx[r, :s], targets[r, :s], with_entropy=it == 0,
-                                              start=starts[j])
+                with torch.set_grad_enabled(not no_signal):  # no signal: the gradient is 0, skip its backward
+                    logp, ent = sequence_logprobs(model, idx[r, :s], targets[r, :s], with_entropy=it == 0,
+                                                  start=starts[j], prompt_lens=chunk_prompts[j])
                 if it == 0:
                     old_logp.append(logp.detach())
                     ent_sum += float((ent * m).sum())
                 loss, st = grpo_loss(logp, old_logp[j], adv[r], m, loss_cfg, ref_logp[j], N, n_tok)
-                loss.backward()  # micro-batch losses sum to the full-batch loss (global N, n_tok)
+                if not no_signal:
+                    loss.backward()  # micro-batch losses sum to the full-batch loss (global N, n_tok)
                 loss_sum += loss.item()
                 w = float(m.sum()) / max(n_tok, 1)
                 for k, v in st.items():

@@ -25,11 +25,10 @@ from emergelab.errors import UserError
 
 def bridge_for_run(run_dir: str | Path, task_spec: str, n: int = 100, seed: int = 0) -> dict:
     """Mean answer log-prob without and with the verified reference CoT, for one run."""
-    from emergelab.eval.harness import _answer_context, _prompt_text, answer_logprobs
+    from emergelab.data.chat import ANSWER_CLOSE, encode_prompt
+    from emergelab.eval.harness import answer_context, answer_logprobs, prompt_text
     from emergelab.runs import load_model
-    from emergelab.tasks.base import ANSWER_CLOSE
     from emergelab.tasks.registry import get_task
-    from emergelab.train.sft import encode_prompt
 
     task = get_task(task_spec)
     if not task.supports_cot:
@@ -43,8 +42,8 @@ def bridge_for_run(run_dir: str | Path, task_spec: str, n: int = 100, seed: int 
     answers = [tokenizer.encode(ex.answer + ANSWER_CLOSE) for ex in examples]
     logp = {}
     for fmt in ("direct", "cot"):
-        contexts = [encode_prompt(tokenizer, _prompt_text(task, ex, [], fmt, "plain"))
-                    + tokenizer.encode(_answer_context(ex, fmt)) for ex in examples]
+        contexts = [encode_prompt(tokenizer, prompt_text(task, ex, [], fmt, "plain"))
+                    + tokenizer.encode(answer_context(ex, fmt)) for ex in examples]
         logp[fmt] = np.array(answer_logprobs(model, tokenizer, contexts, answers))
     gap = logp["cot"] - logp["direct"]
     n_tok = np.array([len(a) for a in answers])

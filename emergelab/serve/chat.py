@@ -1,8 +1,8 @@
 """Chat templates: messages -> prompt text, for our models and for imported ones.
 
-Our models use the chat format SFT trains on (`emergelab.train.sft`): `<eos>` (the document boundary
-pretraining saw), then `<|user|>question<|assistant|>answer<eos>` turns, the assistant answering with
-`<think>...</think><answer>...</answer>` after post-training. An imported model
+Our models use the chat format SFT trains on (`emergelab.data.chat.render_messages`): `<eos>` (the
+document boundary pretraining saw), then `<|user|>question<|assistant|>answer<eos>` turns, the assistant
+answering with `<think>...</think><answer>...</answer>` after post-training. An imported model
 (e.g. SmolLM2) brings its own Jinja template (kept by the tokenizer from its `tokenizer_config.json`),
 rendered here the way `transformers` renders it.
 """
@@ -13,38 +13,23 @@ from dataclasses import dataclass
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from emergelab.data.chat import BOS, EOS, render_messages
+
 
 @dataclass
 class ChatFormat:
     template: str | None = None  # Jinja source; None = our own format
-    bos_token: str = "<bos>"
-    eos_token: str = "<eos>"
+    bos_token: str = BOS
+    eos_token: str = EOS
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """Prompt text ending where the assistant's next reply begins."""
         if self.template is None:
-            return render_ours(messages)
+            return render_messages(messages)
         # transformers renders chat templates with these settings (PreTrainedTokenizerBase.apply_chat_template)
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         return env.from_string(self.template).render(messages=messages, add_generation_prompt=True,
                                                      bos_token=self.bos_token, eos_token=self.eos_token)
-
-
-def render_ours(messages: list[dict[str, str]]) -> str:
-    """`<eos>` then `<|user|>text` / `<|assistant|>text<eos>` turns, then `<|assistant|>`.
-
-    A system message has no token of its own; it is prepended to the next user turn.
-    """
-    out, system = ["<eos>"], []
-    for m in messages:
-        if m["role"] == "system":
-            system.append(m["content"])
-        elif m["role"] == "user":
-            out.append("<|user|>" + "\n\n".join([*system, m["content"]]))
-            system = []
-        else:
-            out.append("<|assistant|>" + m["content"] + "<eos>")
-    return "".join(out) + "<|assistant|>"
 
 
 def chat_format_for(tokenizer) -> ChatFormat:

@@ -9,16 +9,10 @@ Text format (one example = one line):
     direct  = "<answer>46</answer>\\n"                   # render_target(ex, cot=False)
     cot     = "<think>4+2=6 c0;1+3=4 c0</think><answer>46</answer>\\n"   # render_target(ex, cot=True)
 
-`<think>`, `</think>`, `<answer>`, `</answer>` and `<eos>` are single special tokens in our
-tokenizers. A k-shot prompt is k solved lines followed by the question (`render_prompt`); a corpus
-document is such a block of lines followed by `<eos>`.
-
-Stop rule (shared by eval, RL, tts, serve): a completion ends at the first newline or `<eos>`.
-Pass `sampling_stops(tokenizer)` into `SamplingParams(...)`; `verify` also cuts the completion at the
+The tags, the chat template, the stop rule and `FORMAT_PREFIX` live in `emergelab.data.chat` (the
+chat format's one home). A k-shot prompt is k solved lines followed by the question (`render_prompt`);
+a corpus document is such a block of lines followed by `<eos>`. `verify` cuts the completion at the
 first stop string itself, so callers may hand it untrimmed text.
-
-Forcing a format: the eval harness appends `FORMAT_PREFIX[cot]` ("<think>" or "<answer>") to the prompt
-and verifies `prefix + completion`; RL leaves the prompt bare so the model chooses (R1-Zero).
 """
 
 from __future__ import annotations
@@ -29,34 +23,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# the format names stay importable from here (tasks.__init__, corpus) but are defined in data.chat
+from emergelab.data.chat import (  # noqa: F401
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    EOS,
+    FORMAT_PREFIX,
+    STOP_STRINGS,
+    THINK_CLOSE,
+    THINK_OPEN,
+    cut_at_stop,
+    sampling_stops,
+)
 from emergelab.errors import UserError
+from emergelab.tasks.scoring import char_accuracy, extract_answer, normalized_edit_distance
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
-EOS = "<eos>"
-STOP_STRINGS: tuple[str, ...] = ("\n", EOS)
-FORMAT_PREFIX = {True: THINK_OPEN, False: ANSWER_OPEN}
 SPLITS = ("train", "test")
 TEST_FRACTION = 0.1  # share of the item space reserved for the test split (by hash of the item key)
-
-
-def sampling_stops(tokenizer: Any) -> dict[str, tuple]:
-    """Keyword arguments for `SamplingParams` implementing the stop rule for `tokenizer`."""
-    ids = [tokenizer.eos_id]
-    nl = tokenizer.encode("\n")
-    if len(nl) == 1:
-        ids.append(nl[0])
-    return {"stop_token_ids": tuple(ids), "stop_strings": STOP_STRINGS}
-
-
-def cut_at_stop(text: str) -> str:
-    """The completion up to (not including) its first stop string."""
-    end = len(text)
-    for s in STOP_STRINGS:
-        i = text.find(s)
-        if i != -1:
-            end = min(end, i)
-    return text[:end]
 
 
 @dataclass
@@ -203,8 +186,6 @@ class Task:
 
     def verify(self, example: Example, completion: str) -> Verdict:
         """Score a completion (the text generated after the prompt). Never raises on model text."""
-        from emergelab.tasks.scoring import extract_answer
-
         predicted, fmt, reason = extract_answer(completion)
         if predicted is None:
             return Verdict(0.0, reason, None, fmt)
@@ -217,8 +198,6 @@ class Task:
     def continuous_metrics(self, example: Example, completion: str) -> dict[str, float]:
         """Metrics finer than exact match: character accuracy and normalised edit distance
         against the reference answer (the harness adds the answer log-probability)."""
-        from emergelab.tasks.scoring import char_accuracy, extract_answer, normalized_edit_distance
-
         predicted, _, _ = extract_answer(completion)
         pred = predicted or ""
         return {

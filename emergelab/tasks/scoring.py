@@ -7,9 +7,7 @@ answer, stray tags) instead of raising.
 
 from __future__ import annotations
 
-from emergelab.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, cut_at_stop
-
-_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+from emergelab.data.chat import ANSWER_CLOSE, ANSWER_OPEN, REASONING_TAGS, THINK_CLOSE, THINK_OPEN, cut_at_stop
 
 
 def extract_answer(completion: str) -> tuple[str | None, str, str]:
@@ -33,7 +31,7 @@ def extract_answer(completion: str) -> tuple[str | None, str, str]:
     elif ANSWER_CLOSE in text:  # the caller dropped a forced "<answer>" prefix
         text = text[: text.find(ANSWER_CLOSE)].strip()
         fmt = "cot" if fmt == "cot" else "direct"
-    if any(t in text for t in _TAGS):
+    if any(t in text for t in REASONING_TAGS):
         return None, "malformed", "stray tag inside the answer"
     if not text:
         return None, "malformed", "empty answer"

@@ -2,12 +2,13 @@
 
     emergelab sft CONFIG.yaml --init RUN --out OUT [sft.key=value train.key=value ...]
 
-A conversation is rendered as `<|user|>PROMPT<|assistant|>RESPONSE<eos>` (template "chat") or as
-`PROMPT RESPONSE<eos>` (template "plain", the pretraining line format). Targets are -100 (ignored)
-everywhere except the response tokens and the closing `<eos>`, so editing the prompt changes no
-loss term it owns. Conversations are packed greedily, whole, into rows of `train.seq_len` tokens
-(the rest of a row is padding with ignored targets); with `train.doc_mask` (default) each conversation
-attends only to itself, positions restarting at its `<eos>`, so packing changes no logit.
+A conversation is encoded by `emergelab.data.chat.encode_pair`:
+`<eos><|user|>PROMPT<|assistant|>RESPONSE<eos>` (template "chat") or `<eos>PROMPT RESPONSE<eos>` (template
+"plain", the pretraining line format). Targets are -100 (ignored) everywhere except the response tokens
+and the closing `<eos>`, so editing the prompt changes no loss term it owns. Conversations are packed
+greedily, whole, into rows of `train.seq_len` tokens (the rest of a row is padding with ignored targets);
+with `train.doc_mask` (default) each conversation attends only to itself, positions restarting at its
+`<eos>`, so packing changes no logit.
 
 Data comes from the task suite (cold-start chain-of-thought demonstrations with `cot_fraction`,
 direct answers otherwise, optionally self-correcting worked solutions) and/or JSONL files of
@@ -20,48 +21,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import shutil
 import sys
 from pathlib import Path
 
 import torch
 
-from emergelab.config import TrainConfig, deep_merge, from_dict, load_yaml, parse_overrides, to_dict, write_yaml
+from emergelab.config import TrainConfig, to_dict
+from emergelab.data.chat import MAX_NEW_TOKENS, TEMPLATES, encode_pair
 from emergelab.data.tokens import doc_ids_of
 from emergelab.errors import UserError
-
-USER, ASSISTANT, EOS = "<|user|>", "<|assistant|>", "<eos>"
-
-
-def chat_prompt(user: str) -> str:
-    """The text a chat model sees before it answers."""
-    return f"{USER}{user}{ASSISTANT}"
-
-
-def render_prompt(task, ex, template: str, shots=()) -> str:
-    """A task item's prompt in `template` ("plain": the bare task line; "chat": wrapped in chat tokens)."""
-    text = task.render_prompt(ex, shots=shots)
-    return chat_prompt(text) if template == "chat" else text
-
-
-def encode_prompt(tokenizer, text: str) -> list[int]:
-    """Prompt ids, preceded by `<eos>` — the document boundary pretraining saw before a first line."""
-    return [tokenizer.eos_id, *tokenizer.encode(text)]
-
-
-def prepare_run(out_dir: Path, init: str | Path, section: str, section_cfg: dict, extra: dict | None = None
-                ) -> None:
-    """Create a post-training run directory: tokenizer.json and config.yaml with the parent's `model`
-    section (so `emergelab.runs.load_model` works on it) plus this stage's settings."""
-    from emergelab.runs import read_run_config
-
-    parent = read_run_config(init)
-    if (out_dir / "checkpoints").exists() and any((out_dir / "checkpoints").iterdir()):
-        raise UserError(f"--out {out_dir} already holds a run — choose a new directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(Path(init) / "tokenizer.json", out_dir / "tokenizer.json")
-    write_yaml({"model": parent["model"], section: section_cfg, "init": str(init), **(extra or {})},
-               out_dir / "config.yaml")
 
 
 @dataclasses.dataclass
@@ -74,7 +42,7 @@ class SFTDataConfig:
     template: str = "chat"  # chat | plain
     epochs: float = 3.0  # sets train.max_steps when it is not given
     eval_n: int = 100  # held-out task items scored (greedy) at each eval
-    max_new_tokens: int = 64
+    max_new_tokens: int = MAX_NEW_TOKENS
 
     def validate(self) -> None:
         if not self.task and not self.jsonl:
@@ -84,7 +52,7 @@ class SFTDataConfig:
                 raise UserError(f"sft.jsonl: {p} does not exist")
         if not 0 <= self.cot_fraction <= 1 or not 0 <= self.self_correct_fraction <= 1:
             raise UserError("sft.cot_fraction / sft.self_correct_fraction: must be in [0, 1]")
-        if self.template not in ("chat", "plain"):
+        if self.template not in TEMPLATES:
             raise UserError(f"sft.template: {self.template!r} must be 'chat' or 'plain'")
         if self.epochs <= 0 or self.n < 1:
             raise UserError("sft.epochs and sft.n must be positive")
@@ -99,15 +67,6 @@ class SFTConfig:
     def validate(self) -> None:
         self.sft.validate()
         self.train.validate()
-
-
-def load_sft_config(path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None
-                    ) -> SFTConfig:
-    raw = deep_merge(base or {}, load_yaml(path) if path else {})
-    raw = deep_merge(raw, parse_overrides(overrides or []))
-    cfg = from_dict(SFTConfig, raw)
-    cfg.validate()
-    return cfg
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -144,16 +103,6 @@ def jsonl_pairs(path: str | Path) -> list[tuple[str, str]]:
 
 def write_jsonl_pairs(pairs: list[tuple[str, str]], path: str | Path) -> None:
     Path(path).write_text("".join(json.dumps({"prompt": p, "response": r}) + "\n" for p, r in pairs))
-
-
-def encode_pair(tokenizer, prompt: str, response: str, template: str) -> tuple[list[int], list[int]]:
-    """(input ids, targets) for one conversation: targets[t] is the token after position t, or -100."""
-    head = chat_prompt(prompt) if template == "chat" else prompt
-    head_ids = encode_prompt(tokenizer, head)
-    body_ids = [*tokenizer.encode(response), tokenizer.eos_id]
-    ids = head_ids + body_ids
-    targets = [-100] * (len(head_ids) - 1) + body_ids + [-100]
-    return ids, targets
 
 
 def pack(examples: list[tuple[list[int], list[int]]], seq_len: int, pad_id: int
@@ -202,25 +151,6 @@ def make_batch_fn(x: torch.Tensor, y: torch.Tensor, batch_size: int, grad_accum:
 # ------------------------------------------------------------------------------------------ run
 
 
-def greedy_accuracy(model, tokenizer, task, examples, template: str, max_new_tokens: int) -> dict:
-    """val_accuracy, val_think_rate and (where the task defines it) val_char_accuracy of greedy answers
-    on held-out task items."""
-    from emergelab.model import SamplingParams, generate
-    from emergelab.tasks.base import cut_at_stop, sampling_stops
-
-    prompts = [encode_prompt(tokenizer, render_prompt(task, ex, template)) for ex in examples]
-    comps = generate(model, prompts, SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0,
-                                                    **sampling_stops(tokenizer)), tokenizer=tokenizer)
-    texts = [cut_at_stop(tokenizer.decode(c.tokens)) for c in comps]
-    verdicts = [task.verify(ex, t) for ex, t in zip(examples, texts)]
-    chars = [task.continuous_metrics(ex, t).get("char_accuracy") for ex, t in zip(examples, texts)]
-    out = {"val_accuracy": sum(v.score for v in verdicts) / len(verdicts),
-           "val_think_rate": sum(v.format == "cot" for v in verdicts) / len(verdicts)}
-    if all(c is not None for c in chars):  # finer than exact match (the mirage lens)
-        out["val_char_accuracy"] = sum(chars) / len(chars)
-    return out
-
-
 def sft_pairs(cfg: SFTDataConfig, seed: int) -> list[tuple[str, str]]:
     pairs = task_pairs(cfg.task, cfg.n, cfg.cot_fraction, cfg.self_correct_fraction, seed) if cfg.task else []
     for p in cfg.jsonl:
@@ -231,7 +161,8 @@ def sft_pairs(cfg: SFTDataConfig, seed: int) -> list[tuple[str, str]]:
 def train_sft(cfg: SFTConfig, init: str | Path, out_dir: str | Path,
               pairs: list[tuple[str, str]] | None = None) -> dict:
     """Fine-tune the policy of run `init` on `pairs` (default: from cfg.sft) into run `out_dir`."""
-    from emergelab.runs import load_model, resolve_device
+    from emergelab.eval.completions import greedy_accuracy
+    from emergelab.runs import RunDir, load_model, resolve_device
     from emergelab.tasks.registry import get_task
     from emergelab.train.loop import train_loop
 
@@ -254,7 +185,7 @@ def train_sft(cfg: SFTConfig, init: str | Path, out_dir: str | Path,
     if cfg.train.max_steps is None:
         per_step = cfg.train.batch_size * cfg.train.grad_accum
         cfg.train.max_steps = max(1, int(cfg.sft.epochs * x.shape[0] / per_step))
-    prepare_run(out_dir, init, "sft", to_dict(cfg.sft), {"train": to_dict(cfg.train)})
+    RunDir(out_dir).prepare(init, "sft", to_dict(cfg.sft), {"train": to_dict(cfg.train)})
 
     task = get_task(cfg.sft.task) if cfg.sft.task else None
     eval_set = task.generate(cfg.sft.eval_n, "test", seed=cfg.train.seed) if task else []
