@@ -119,6 +119,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "distill": {"task": ADD6, "n": 1500, "samples": 2, "student_size": "50k",
                     "sft": ["sft.epochs=10", "train.lr=1e-3"]},
         "cot_bridge_n": 100,
+        # SmolLM2-135M-Instruct, inference only (science/real_model): ~3 min on one thread; absent in `tiny`
+        "real_model": {"syllogism_n": 48, "icl_n": 32, "cannot_tell_n": 48, "questions_n": 24, "threads": 1},
         "sweep_estimate_s": 720,
     },
     "gpu": {
@@ -135,6 +137,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                 "max_new_tokens": 160},
         "distill": {"task": ADD6, "n": 4000, "samples": 8, "student_size": "300k", "sft": []},
         "cot_bridge_n": 500,
+        "real_model": {"syllogism_n": 200, "icl_n": 100, "cannot_tell_n": 200, "questions_n": 24, "threads": None},
         "expected": "Emergence of reversed 4-digit addition between ~30k and ~100k parameters with the mirage "
                     "analysis able to tell metric artefacts from real jumps; a clean power law in FLOPs over "
                     "three decades; R1-Zero accuracy and response length rising together on 6-digit addition; "
