@@ -338,11 +338,21 @@ def claim_distill(out: Path, results: dict) -> dict:
 
 
 def claim_attention(out: Path, results: dict) -> dict:
+    real = _ok(results, "real_model")
+    if real and "skipped" not in real:  # the real model decides this claim (science/real_model/claims.py)
+        from emergelab.science.real_model.claims import attention_claim
+
+        c = attention_claim(real)
+        claim = _claim("attention", c["verdict"], c["summary"], c["numbers"], _png(out, c["plots"]), c["source"],
+                       c["rule"])
+        claim["details"] += c["details"]
+        return claim
     r = _ok(results, "attention")
     if not r:
         return _not_run("attention", "the inspect stage did not run")
     ratio = r["best_score"] / r["uniform_baseline"]
     return _claim("attention", "partly" if ratio > 3 else "not reproduced at this scale",
+                  (f"Real model: {real['skipped']}. " if real else "") +
                   f"Our character-level models cannot show the essays' 'bank' example; what they can show: on a "
                   f"repeated random string, head {r['best_head']} puts {r['best_score']:.2f} of its attention on the "
                   f"token after the earlier occurrence ({ratio:.1f}× uniform) — attention routing by context.",
