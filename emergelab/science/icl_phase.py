@@ -5,7 +5,8 @@ again, then random filler (varying n blocks a positional shortcut). Tokens of th
 first) are predictable only by looking back: find the earlier occurrence of the current token and copy
 the token that followed it — the induction-head algorithm, which needs two attention layers composed.
 
-Models: attention-only `GPT(ModelConfig(use_mlp=False))` of 1 and 2 (or more) layers, trained side by side.
+Models: attention-only `GPT(ModelConfig(use_mlp=False))` of 1 and 2 (or more) layers, trained side by side;
+the deepest is trained again with each of `extra_seeds` (model init and data), for the verdict's 2 seeds.
 
 Measured every `eval_every` steps on a fixed held-out batch:
 - repeat loss / accuracy: on the predictable tokens of the second copy (≈ ln V = 4.16 when not solved);
@@ -46,6 +47,7 @@ class ICLConfig:
     eval_every: int = 100
     eval_sequences: int = 256
     seed: int = 0
+    extra_seeds: list[int] = field(default_factory=lambda: [1])  # the deepest model again: the verdict needs 2 seeds
     device: str = "cpu"
 
 
@@ -159,6 +161,9 @@ def icl_experiment(out_dir: str | Path, profile: str = "quick", overrides: dict 
 
     cfg = dataclasses.replace(PROFILES[profile], **(overrides or {}))
     histories = {n_layer: train_icl(cfg, n_layer) for n_layer in cfg.layers}
+    seed_histories = {str(cfg.seed): histories[max(cfg.layers)]}
+    seed_histories.update({str(s): train_icl(dataclasses.replace(cfg, seed=s), max(cfg.layers))
+                           for s in cfg.extra_seeds if s != cfg.seed})
     ln_v = math.log(cfg.vocab_size)
     per_depth = {}
     for n_layer, hist in histories.items():
@@ -222,6 +227,7 @@ def icl_experiment(out_dir: str | Path, profile: str = "quick", overrides: dict 
         "claim_holds": all(checks.values()),
         "reference_numbers_reproduced": bool(reference),
         "history": {str(k): v for k, v in histories.items()},
+        "deep_history_by_seed": seed_histories,
         "plots": plots,
     }
 
