@@ -137,27 +137,25 @@ def shared_prompt_logprobs(model: GPT, idx: torch.Tensor, targets: torch.Tensor,
     prompts: dict[tuple[int, ...], int] = {}
     row_prompt = [prompts.setdefault(tuple(idx[i, :n].tolist()), len(prompts)) for i, n in enumerate(prompt_lens)]
     L = max(len(p) for p in prompts)
-    T = S - min(prompt_lens)  # completion columns: row i's tokens idx[i, n_i:], right-padded to T
+    # scored positions of row i: n_i − 1 .. S − 1 (its last prompt token onwards); T of them at most
+    T = S - min(prompt_lens) + 1
     pad = torch.tensor([L - len(p) for p in prompts], device=dev)
     pidx = torch.tensor([[0] * (L - len(p)) + list(p) for p in prompts], device=dev)
-    cache = KVCache(model.cfg, len(prompts), L + T, dev, model.tok_emb.weight.dtype,
+    cache = KVCache(model.cfg, len(prompts), L + T - 1, dev, model.tok_emb.weight.dtype,
                     pad_lens=pad if pad.any() else None)
     first = model(pidx, cache=cache, last_logits_only=True).logits  # (P, 1, V): predicts completion token 0
     rows = torch.tensor(row_prompt, device=dev)
     cache.k = [t.index_select(0, rows) for t in cache.k]
     cache.v = [t.index_select(0, rows) for t in cache.v]
-    cache.pad_lens = torch.full((N,), 0, device=dev) + (pad.index_select(0, rows) if pad.any() else 0)
-    if not cache.pad_lens.any():
-        cache.pad_lens = None
-    n = torch.tensor(prompt_lens, device=dev)[:, None]
-    cols = n + torch.arange(T, device=dev)  # (N, T) packed columns of each row's completion tokens
-    ctoks = torch.where(cols < S, idx.gather(1, cols.clamp(max=S - 1)), 0)
+    if cache.pad_lens is not None:
+        cache.pad_lens = cache.pad_lens.index_select(0, rows)
+    where = torch.tensor(prompt_lens, device=dev)[:, None] - 1 + torch.arange(T, device=dev)  # (N, T)
     logits = first.index_select(0, rows)
-    if T > 1:
-        logits = torch.cat([logits, model(ctoks[:, :-1], cache=cache).logits], dim=1)  # (N, T, V)
-    # back to the packed layout: position n_i − 1 + j holds log π(completion token j); other positions 0
-    where = cols - 1
+    if T > 1:  # completion tokens 0 .. T−2 as input, on top of their prompt's cache
+        inputs = idx.gather(1, (where[:, 1:]).clamp(max=S - 1))
+        logits = torch.cat([logits, model(inputs, cache=cache).logits], dim=1)  # (N, T, V)
     logp_c, ent_c = _gather(logits.float(), targets.gather(1, where.clamp(max=S - 1)), with_entropy, 0)
+    # back to the packed layout: position n_i − 1 + j holds log π(completion token j); other positions 0
     logp = logp_c.new_zeros(N, S + T).scatter(1, where, logp_c)[:, :S]
     entropy = None if ent_c is None else ent_c.new_zeros(N, S + T).scatter(1, where, ent_c)[:, :S]
     return logp, entropy
