@@ -24,8 +24,9 @@ mean completion length each side sampled (random, so they differ a little) and t
 size is run `--repeat` times (fresh model, both sides) and the medians over runs are reported.
 Remaining asymmetries: ours is timed by the loop's own `step_s` (rollout, scoring, loss, backward,
 optimizer; not the metrics-file write), TRL's between `on_step_end` callbacks (its whole step,
-including its logging); TRL uses its default fused AdamW, ours plain AdamW (foreach=False) — the
-optimizer is a few ms either way.
+including its logging). Both sides run in float32 without gradient checkpointing (TRL's defaults, bf16
+autocast and checkpointing, would slow it and inflate the ratio) with torch's AdamW, single-tensor on the CPU
+(ours foreach=False, TRL optim="adamw_torch"). Each repeat runs emergelab then TRL, one after the other.
 TRL is optional (`pip install -r requirements-bench.txt`); without it only emergelab's numbers are
 reported. Writes bench/results/grpo.json.
 """
@@ -138,7 +139,10 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
                       lr_scheduler_type="constant", beta=0.0,
                       loss_type="dapo", scale_rewards="group", epsilon=0.2, num_iterations=1,
                       max_grad_norm=1.0, temperature=1.0, top_p=1.0, top_k=0, logging_steps=1, report_to=[],
-                      use_cpu=True, save_strategy="no", disable_tqdm=True)
+                      use_cpu=True, save_strategy="no", disable_tqdm=True,
+                      # like ours: float32 (TRL's default bf16=True autocasts on the CPU), no gradient
+                      # checkpointing (TRL's default recomputes activations), torch AdamW (single-tensor on CPU)
+                      bf16=False, gradient_checkpointing=False, optim="adamw_torch")
     trainer = GRPOTrainer(model=hf_model, reward_funcs=accuracy, args=args, train_dataset=data,
                           processing_class=hf_tok)
     stamps: list[float] = []
