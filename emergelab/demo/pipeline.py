@@ -1,5 +1,6 @@
 """`emergelab demo`: sweep → analysis → ICL → grokking → classics → R1-Zero → test-time scaling →
-distillation → CoT bridge → attention picture → report. Each stage is resumable (see stages.py)."""
+distillation → CoT bridge → attention picture → report. Each stage is resumable (see stages.py), finds
+earlier stages' outputs through `DemoLayout` (layout.py) and returns the paths it wrote under "paths"."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from emergelab.demo.layout import DemoLayout
 from emergelab.demo.profiles import ABILITIES, ADD6, get_profile
 from emergelab.demo.stages import Stage, run_stages
 from emergelab.errors import UserError
@@ -24,12 +26,13 @@ def _sweep_recipe(p: dict) -> dict:
             "pretrain": overrides, "eval": {"n": p["eval_n"], "seed": 0, "abilities": ABILITIES}}
 
 
-def sweep_runs(out: Path) -> list[dict]:
-    """Rows of the finished sweep, one per size (its first seed), smallest model first; every seed's rows:
-    science.sweep_analysis.seed_groups."""
-    rows = json.loads((out / "sweep" / "sweep.json").read_text())["rows"]
-    first = min(r["seed"] for r in rows)
-    return sorted((r for r in rows if r["seed"] == first), key=lambda r: r["params"])
+def sections(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A profile's {"rl.steps": 3, "halluc.halluc_n": 8} as {"rl": {"steps": 3}, "halluc": {"halluc_n": 8}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        section, name = key.split(".", 1)
+        out.setdefault(section, {})[name] = value
+    return out
 
 
 def build_stages(profile_name: str, jobs: int | None = None, threads: int | None = None) -> list[Stage]:
@@ -39,53 +42,54 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
     def sweep(out: Path, _: dict) -> dict:
         from emergelab.science.sweep import run_sweep
 
-        result = run_sweep(_sweep_recipe(p), out / "sweep", jobs=jobs, threads=threads)
-        return {"runs": [r["run"] for r in result["rows"]]}
+        layout = DemoLayout(out)
+        result = run_sweep(_sweep_recipe(p), layout.sweep, jobs=jobs, threads=threads)
+        return {"runs": [r["run"] for r in result["rows"]], "paths": {"sweep": str(layout.sweep)}}
 
     def analysis(out: Path, _: dict) -> dict:
         from emergelab.science.sweep_analysis import analyse_sweep
 
-        return analyse_sweep(out / "sweep", n_boot=50 if profile_name == "tiny" else 200)
+        return analyse_sweep(DemoLayout(out).sweep, n_boot=50 if profile_name == "tiny" else 200)
 
     def experiment(name: str, sub: str, overrides=lambda out: None):
         """A stage running a registered experiment; `overrides(out)` may refer to earlier outputs."""
         def run(out: Path, _: dict) -> dict:
             from emergelab.science.experiments import run_experiment
 
-            return run_experiment(name, out / sub, exp_profile, overrides(out), threads=threads)
+            return run_experiment(name, DemoLayout(out).stage_dir(sub), exp_profile, overrides(out), threads=threads)
         return run
 
     def classics(out: Path, _: dict) -> dict:
         from emergelab.science.experiments import run_experiment
 
-        return {name: run_experiment(name, out / "classics" / name, exp_profile, threads=threads)
+        return {name: run_experiment(name, DemoLayout(out).classic(name), exp_profile, threads=threads)
                 for name in ("xor", "fgsm")}
 
     def r1_zero(out: Path, _: dict) -> dict:
         from emergelab.rl.recipes import run_recipe
 
-        strongest = out / "sweep" / "runs" / sweep_runs(out)[-1]["run"]
-        overrides = [f"{k}={v}" for k, v in p["rl"].items()]
-        return run_recipe("r1-zero", strongest, out / "r1_zero", overrides)
+        layout = DemoLayout(out)
+        result = run_recipe("r1-zero", layout.strongest_run(), layout.r1_zero, sections(p["rl"]))
+        return {**result, "paths": {"recipe": str(layout.r1_zero_recipe), "rl_run": str(layout.rl_run)}}
 
     def tts(out: Path, _: dict) -> dict:
         from emergelab.eval.tts import test_time_scaling
 
-        t = p["tts"]
-        result = test_time_scaling(out / "r1_zero" / "rl", ADD6, n_items=t["n_items"],
+        t, layout = p["tts"], DemoLayout(out)
+        result = test_time_scaling(layout.rl_run, ADD6, n_items=t["n_items"],
                                    samples=t["samples"], budgets=t["budgets"], max_new_tokens=t["max_new_tokens"],
-                                   out=out / "tts")
-        return {"summary": result["summary"]}
+                                   out=layout.stage_dir("tts"))
+        return {"summary": result["summary"], "paths": {"tts": str(layout.stage_dir("tts"))}}
 
     def distill(out: Path, _: dict) -> dict:
         from emergelab.rl.distill import distill as run_distill
 
-        d = p["distill"]
-        student = next(r for r in sweep_runs(out) if r["size"] == d["student_size"])
+        d, layout = p["distill"], DemoLayout(out)
         try:
-            return run_distill(out / "r1_zero" / "rl", out / "sweep" / "runs" / student["run"], out / "distill",
-                               task=d["task"], n=d["n"], samples=d["samples"], overrides=d["sft"],
-                               compare_rl=True)
+            result = run_distill(layout.rl_run, layout.run_of_size(d["student_size"]), layout.stage_dir("distill"),
+                                 task=d["task"], n=d["n"], samples=d["samples"], overrides=d["sft"],
+                                 compare_rl=True)
+            return {**result, "paths": {"distill": str(layout.stage_dir("distill"))}}
         except UserError as e:  # a teacher with nothing verified to teach is a result, not a crash
             if "no verified answers" not in str(e):
                 raise
@@ -94,9 +98,10 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
     def attention(out: Path, _: dict) -> dict:
         from emergelab.demo.attention import attention_picture, hf_max_abs_diff
 
-        strongest = out / "sweep" / "runs" / sweep_runs(out)[-1]["run"]
-        return {**attention_picture(strongest, out / "attention"),
-                "hf_max_abs_diff": hf_max_abs_diff(strongest, out / "attention")}
+        layout = DemoLayout(out)
+        strongest, where = layout.strongest_run(), layout.stage_dir("attention")
+        return {**attention_picture(strongest, where), "hf_max_abs_diff": hf_max_abs_diff(strongest, where),
+                "paths": {"attention": str(where)}}
 
     def verdict_inputs(out: Path, _: dict) -> dict:
         from emergelab.demo.measures import measure_verdict_inputs
@@ -108,7 +113,7 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
 
         if not p.get("real_model"):
             return {"skipped": f"not run — the {profile_name} profile leaves the real model out"}
-        return run_real_model(out / "real_model", p["real_model"])
+        return run_real_model(DemoLayout(out).stage_dir("real_model"), p["real_model"])
 
     def report(out: Path, results: dict) -> dict:
         from emergelab.demo.report_data import build_report
@@ -126,8 +131,8 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
         Stage("tts", tts, 60 * scale, "tts"),
         Stage("distill", distill, 120 * scale, "distill"),
         Stage("cot_bridge", experiment("cot-bridge", "cot_bridge",
-                                       lambda out: {"runs": [str(out / "sweep" / "runs" / r["run"])
-                                                             for r in sweep_runs(out)],
+                                       lambda out: {"runs": [str(DemoLayout(out).sweep_run(r))
+                                                             for r in DemoLayout(out).sweep_rows()],
                                                     "n": p["cot_bridge_n"], "task": ADD6}),
               30 * scale, "cot_bridge"),
         Stage("attention", attention, 5 * scale, "attention"),
