@@ -42,8 +42,14 @@ test-slow: venv
 lint: venv
 	$(VENV)/bin/ruff check emergelab tests bench
 
-bench: venv
-	$(PY) bench/bench_model.py
+## every benchmark, 1 thread, tables on stdout and JSON in bench/results/ (installs TRL and llama-cpp-python)
+bench: extras
+	$(PY) -m pip install -q -r requirements-bench.txt
+	$(PY) bench/bench_model.py --threads 1
+	$(PY) bench/bench_decode.py --threads 1
+	$(PY) bench/bench_grpo.py --sizes 100k,1m --threads 1
+	$(PY) bench/bench_smollm2.py --threads 1
+	$(PY) bench/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,4 +1,4 @@
-"""Benchmark: emergelab GPT vs Hugging Face LlamaForCausalLM — training tokens/s, MFU, generation tokens/s.
+"""Benchmark: emergelab GPT vs Hugging Face LlamaForCausalLM — training tokens/s and MFU (decoding: bench_decode.py).
 
 Both models get the identical config and weights, the same batches, AdamW settings and thread count.
 Timings alternate between the two inside one process (A, B, A, B, ...); we report the median over
@@ -7,7 +7,7 @@ CPU time (the latter is steadier on a shared machine; on a quiet machine the two
 MFU = flops_per_token (6N + 12·L·C·T, see GPT.flops_per_token) × tokens/s / peak, where the peak is the
 fp32 throughput of a 2048×2048 matmul timed between the training runs (median, same threads).
 
-    python bench/bench_model.py [--quick] [--threads N]   # table on stdout, JSON in bench/results/model.json
+    python bench/bench_model.py [--quick] [--threads 1]   # table on stdout, JSON in bench/results/model.json
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from emergelab.model import GPT, ModelConfig, SamplingParams, generate
+from emergelab.model import GPT, ModelConfig
 from emergelab.model.hf import hf_config_dict, to_hf_state_dict
 
 VOCAB, SEQ, BATCH = 256, 128, 16
@@ -32,7 +32,6 @@ SIZES = {  # name -> (config, training steps per timed repeat); params printed i
     "1M": (dict(n_layer=4, n_embd=128, n_head=4), 5),
     "4M": (dict(n_layer=5, n_embd=256, n_head=8), 3),
 }
-GEN_BATCH, GEN_PROMPT = 16, 16
 
 
 def timed(f) -> tuple[float, float]:
@@ -103,66 +102,37 @@ def bench_training(cfg: ModelConfig, steps: int, repeats: int) -> dict:
     return compare(runs, repeats, steps * BATCH * SEQ)
 
 
-def bench_generation(cfg: ModelConfig, new_tokens: int, repeats: int) -> dict:
-    torch.manual_seed(0)
-    ours = GPT(cfg).eval()
-    hf = hf_twin(ours).eval()
-    prompts = torch.randint(3, VOCAB, (GEN_BATCH, GEN_PROMPT), generator=torch.Generator().manual_seed(1))
-    params = SamplingParams(max_new_tokens=new_tokens, temperature=0)
-
-    def run_ours():
-        return [c.tokens for c in generate(ours, prompts.tolist(), params)]
-
-    def run_hf():
-        with torch.inference_mode():
-            out = hf.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens,
-                              min_new_tokens=new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0)
-        return out[:, GEN_PROMPT:].tolist()
-
-    same = run_ours() == run_hf()  # also the warm-up
-    out = compare({"emergelab": run_ours, "hf": run_hf}, repeats, GEN_BATCH * new_tokens)
-    out["greedy_outputs_equal"] = same
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and repeats (a smoke run)")
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "model.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    repeats, new_tokens = (3, 16) if args.quick else (7, 64)
+    repeats = 3 if args.quick else 7
+    load_before = os.getloadavg()
     peak = matmul_peak_flops()
     print(f"threads={args.threads}  fp32 matmul peak (2048^2, best of 10 at start): {peak / 1e9:.1f} GFLOP/s  "
-          f"train batch {BATCH}x{SEQ}, vocab {VOCAB}; generate batch {GEN_BATCH}, prompt {GEN_PROMPT}, "
-          f"{new_tokens} new tokens greedy; median of {repeats}")
-    print("| size | params | train tok/s (ours / HF) | speed-up wall (cpu) | MFU ours / HF (peak GFLOP/s) "
-          "| generate tok/s (ours / HF) | speed-up wall (cpu) | same greedy |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"train batch {BATCH}x{SEQ}, vocab {VOCAB}; median of {repeats}; load before {load_before[0]:.2f}")
+    print("| size | params | train tok/s (ours / HF) | speed-up wall (cpu) | MFU ours / HF (peak GFLOP/s) |")
+    print("|---|---|---|---|---|")
     rows = []
     for name, (kw, steps) in SIZES.items():
-        cfg = ModelConfig(vocab_size=VOCAB, block_size=SEQ + new_tokens, **kw)
+        cfg = ModelConfig(vocab_size=VOCAB, block_size=SEQ, **kw)
         model = GPT(cfg)
         fpt = model.flops_per_token(seq_len=SEQ)
         tr = bench_training(cfg, 2 if args.quick else steps, repeats)
-        ge = bench_generation(cfg, new_tokens, repeats)
         r = dict(size=name, params=model.num_params(), non_embedding_params=model.num_params(True), config=kw,
                  flops_per_token=fpt, train_tok_s=tr["emergelab"], hf_train_tok_s=tr["hf"],
                  train_speedup=tr["ratio"], train_speedup_cpu=tr["cpu_ratio"],
-                 peak_flops=tr["peak"], mfu=tr["emergelab"] * fpt / tr["peak"], hf_mfu=tr["hf"] * fpt / tr["peak"],
-                 gen_tok_s=ge["emergelab"], hf_gen_tok_s=ge["hf"], gen_speedup=ge["ratio"],
-                 gen_speedup_cpu=ge["cpu_ratio"], greedy_outputs_equal=ge["greedy_outputs_equal"])
+                 peak_flops=tr["peak"], mfu=tr["emergelab"] * fpt / tr["peak"], hf_mfu=tr["hf"] * fpt / tr["peak"])
         rows.append(r)
         print(f"| {name} | {r['params']:,} | {r['train_tok_s']:,.0f} / {r['hf_train_tok_s']:,.0f} "
               f"| {r['train_speedup']:.2f}× ({r['train_speedup_cpu']:.2f}×) "
-              f"| {100 * r['mfu']:.1f}% / {100 * r['hf_mfu']:.1f}% ({r['peak_flops'] / 1e9:.0f}) "
-              f"| {r['gen_tok_s']:,.0f} / {r['hf_gen_tok_s']:,.0f} "
-              f"| {r['gen_speedup']:.2f}× ({r['gen_speedup_cpu']:.2f}×) | {r['greedy_outputs_equal']} |", flush=True)
+              f"| {100 * r['mfu']:.1f}% / {100 * r['hf_mfu']:.1f}% ({r['peak_flops'] / 1e9:.0f}) |", flush=True)
     meta = dict(torch=torch.__version__, threads=args.threads, peak_flops=peak, quick=args.quick,
-                repeats=repeats, train_batch=BATCH, seq_len=SEQ, vocab=VOCAB, gen_batch=GEN_BATCH,
-                gen_prompt=GEN_PROMPT, gen_new_tokens=new_tokens, machine=platform.machine(),
-                load_avg=list(os.getloadavg()))
+                repeats=repeats, train_batch=BATCH, seq_len=SEQ, vocab=VOCAB, machine=platform.machine(),
+                load_avg_before=list(load_before), load_avg_after=list(os.getloadavg()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(dict(meta=meta, rows=rows), indent=2) + "\n")
     print(f"wrote {args.out}")
