@@ -12,8 +12,15 @@ from emergelab.errors import UserError
 AREAS: tuple[str, ...] = ("train", "tasks", "science", "rl", "serve", "report", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (sub-command parsers inherit it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} — see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emergelab", description=__doc__)
+    parser = _Parser(prog="emergelab", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for area in AREAS:
         importlib.import_module(f"emergelab.cli.{area}").register(sub)
@@ -36,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"emergelab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file or directory the user named cannot be read or written
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"emergelab {args.command}: error: {e.strerror or e}{where} — check the path and its permissions",
+              file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as e:
+        print(f"emergelab {args.command}: error: an input file is not UTF-8 text (byte {e.start}: {e.reason}) — "
+              "save it as UTF-8", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from emergelab.cli.args import float_in, int_at_least, ints_at_least, out_dir
+
+DEFAULT_BUDGETS = [8, 16, 32, 64]  # tts thinking budgets (tokens) when --budgets is not given
 
 
 def _out(args: argparse.Namespace, kind: str) -> str:
@@ -80,10 +85,18 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_tts(args: argparse.Namespace) -> int:
+    from emergelab.data.chat import THINK_CLOSE
+    from emergelab.data.tokenizer import Tokenizer
     from emergelab.eval.tts import test_time_scaling
 
-    samples = [int(s) for s in args.samples.split(",") if s]
-    budgets = [int(b) for b in args.budgets.split(",") if b]
+    samples = args.samples
+    budgets = args.budgets
+    if budgets is None:  # the defaults need a </think> token; an imported model has none: skip them, say so
+        budgets = DEFAULT_BUDGETS
+        if Tokenizer.load(Path(args.run) / "tokenizer.json").token_to_id(THINK_CLOSE) is None:
+            print(f"tts: this model's tokenizer has no {THINK_CLOSE} token — thinking budgets skipped "
+                  "(vote@N, best-of-N and pass@k still measured)", file=sys.stderr)
+            budgets = []
     result = test_time_scaling(args.run, args.task, n_items=args.n, samples=samples, budgets=budgets,
                                template=args.template, max_new_tokens=args.max_new_tokens,
                                temperature=args.temperature, seed=args.seed, out=args.out)
@@ -135,14 +148,16 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("tts", help="test-time scaling: vote@N, best-of-N, pass@k, thinking budget")
     p.add_argument("run", help="run directory")
     p.add_argument("--task", required=True, help="task spec, e.g. add:digits=6")
-    p.add_argument("--n", type=int, default=100, help="held-out items")
-    p.add_argument("--samples", default="1,2,4,8,16", help="comma-separated N")
-    p.add_argument("--budgets", default="8,16,32,64", help="comma-separated thinking budgets (tokens)")
+    p.add_argument("--n", type=int_at_least(1), default=100, help="held-out items")
+    p.add_argument("--samples", type=ints_at_least(1), default="1,2,4,8,16", help="comma-separated N")
+    p.add_argument("--budgets", type=ints_at_least(1), default=None,
+                   help=f"comma-separated thinking budgets in tokens (default {','.join(map(str, DEFAULT_BUDGETS))}; "
+                        "skipped for a model without </think>)")
     p.add_argument("--template", default="plain", choices=["plain", "chat"])
-    p.add_argument("--max-new-tokens", type=int, default=96)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int_at_least(1), default=96)
+    p.add_argument("--temperature", type=float_in(0, 100), default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="directory for tts.json and plots (default RUN/tts)")
+    p.add_argument("--out", type=out_dir, help="directory for tts.json and plots (default RUN/tts)")
     p.set_defaults(func=cmd_tts)
 
     p = subparsers.add_parser("recipe", help="multi-stage post-training recipes: r1-zero, r1")

@@ -6,14 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from emergelab.cli.args import int_at_least, ints_at_least
 from emergelab.errors import UserError
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise UserError(f"--shots: {text!r} — give comma-separated integers, e.g. 0,3") from e
 
 
 def cmd_tasks_list(args: argparse.Namespace) -> int:
@@ -76,7 +70,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model, tok, _ = load_model(run, device=args.device)
     tasks = args.tasks or _default_tasks(run)
     formats = ("direct",) + (("cot",) if args.cot else ()) + (("free",) if args.free else ())
-    result = evaluate(model, tok, tasks, shots=_ints(args.shots), cot=args.cot, n=args.n, seed=args.seed,
+    result = evaluate(model, tok, tasks, shots=args.shots, cot=args.cot, n=args.n, seed=args.seed,
                       batch_size=args.batch_size, formats=formats, template=args.template,
                       keep_items=args.items)
     result["run"] = str(run)
@@ -102,10 +96,10 @@ def register(subparsers) -> None:
     q.set_defaults(func=cmd_tasks_list)
     q = sub.add_parser("sample", help="print generated items (prompt + reference completion)")
     q.add_argument("task", help="task spec, e.g. add:digits=3,format=reversed or data.jsonl:verifier=numeric")
-    q.add_argument("--n", type=int, default=20)
+    q.add_argument("--n", type=int_at_least(0), default=20)
     q.add_argument("--split", default="train", choices=["train", "test"])
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--shots", type=int, default=0, help="demonstrations before each question")
+    q.add_argument("--shots", type=int_at_least(0), default=0, help="demonstrations before each question")
     q.add_argument("--cot", action="store_true", help="render the chain-of-thought format")
     q.add_argument("--json", action="store_true", help="one JSON object per line: prompt, answer, meta, ...")
     q.set_defaults(func=cmd_tasks_sample)
@@ -123,12 +117,12 @@ def register(subparsers) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--tasks", default=None,
                    help="task specs, comma-separated (default: the tasks of the run's corpus manifest)")
-    p.add_argument("--shots", default="0", help="comma-separated shot counts, e.g. 0,3")
+    p.add_argument("--shots", type=ints_at_least(0), default="0", help="comma-separated shot counts, e.g. 0,3")
     p.add_argument("--cot", action="store_true", help="also score the chain-of-thought format")
     p.add_argument("--free", action="store_true", help="also score with no forced prefix: the model chooses its format")
-    p.add_argument("--n", type=int, default=500, help="test items per task")
+    p.add_argument("--n", type=int_at_least(1), default=500, help="test items per task")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int_at_least(1), default=64)
     p.add_argument("--template", default="plain", choices=["plain", "chat"],
                    help="chat wraps prompts in <|user|>…<|assistant|> (for SFT/RL runs)")
     p.add_argument("--device", default="auto")

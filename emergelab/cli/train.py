@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from emergelab.cli.args import existing_file, float_in, int_at_least, out_dir
 from emergelab.errors import UserError
 
 
@@ -14,7 +15,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     if args.resume:
         overrides = ([args.config] if args.config else []) + args.overrides
-        summary = pretrain(None, args.resume, overrides, resume=True)
+        summary = pretrain(None, args.resume, overrides, resume=True, allow_restart=args.allow_restart)
     else:
         if not args.config:
             raise UserError("pretrain: give a CONFIG.yaml (or --resume RUN_DIR)")
@@ -54,11 +55,12 @@ def cmd_ppl(args: argparse.Namespace) -> int:
     from emergelab.eval.ppl import perplexity
     from emergelab.runs import load_model
 
-    path = Path(args.text_file)
-    if not path.exists():
-        raise UserError(f"ppl: --text-file {path} does not exist")
+    try:
+        text = Path(args.text_file).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"--text-file {args.text_file}: not UTF-8 text (byte {e.start}) — save it as UTF-8") from None
     model, tok, _ = load_model(args.run, device=args.device)
-    print(json.dumps(perplexity(model, tok, path.read_text())))
+    print(json.dumps(perplexity(model, tok, text)))
     return 0
 
 
@@ -117,8 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "--resume DIR [key=value ...]")
     p.add_argument("config", nargs="?", help="YAML config (see configs/, e.g. configs/pretrain_tiny.yaml)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.n_layer=2 train.max_steps=40")
-    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("--out", type=out_dir, help="run directory (default runs/<config name>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly from its last checkpoint")
+    p.add_argument("--allow-restart", action="store_true",
+                   help="with --resume: when no valid checkpoint is left, train again from step 0 (else exit 2)")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("sample", help="generate continuations of a prompt from a run",
@@ -129,12 +133,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run", help="run directory (from pretrain, sft, rl, import-hf, ...)")
     p.add_argument("--prompt", default="", help="text to continue (empty: start a fresh document)")
-    p.add_argument("--n", type=int, default=1, help="number of continuations")
-    p.add_argument("--temperature", type=float, default=0.0,
+    p.add_argument("--n", type=int_at_least(1), default=1, help="number of continuations")
+    p.add_argument("--temperature", type=float_in(0, 100), default=0.0,
                    help="0 = greedy (what eval uses); e.g. 0.8 for varied samples")
-    p.add_argument("--top-k", type=int, default=0, help="sample only from the k most likely tokens (0 = all)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this probability")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate at most")
+    p.add_argument("--top-k", type=int_at_least(0), default=0,
+                   help="sample only from the k most likely tokens (0 = all)")
+    p.add_argument("--top-p", type=float_in(0, 1, low_open=True), default=1.0,
+                   help="nucleus sampling: smallest set with this probability")
+    p.add_argument("--max-new-tokens", type=int_at_least(1), default=64, help="tokens to generate at most")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same samples on the CPU)")
     p.add_argument("--raw", action="store_true",
                    help="do not prepend the document-start token (the model then sees text it never saw begin)")
@@ -153,7 +159,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the perplexity of whole documents printed here.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run", help="run directory")
-    p.add_argument("--text-file", required=True, help="UTF-8 text file to score")
+    p.add_argument("--text-file", required=True, type=existing_file, help="UTF-8 text file to score")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_ppl)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ from emergelab.data.tokenizer import Tokenizer, alphabet_of, char_tokenizer, tra
 from emergelab.data.tokens import BatchSampler, TokenData, read_corpus_texts
 from emergelab.errors import UserError
 from emergelab.model.gpt import GPT
-from emergelab.runs import read_run_config, resolve_device
+from emergelab.runs import latest_checkpoint, read_run_config, resolve_device
 from emergelab.train.distributed import World, all_reduce_mean, barrier, init_world
 from emergelab.train.loop import train_loop
 
@@ -57,17 +60,72 @@ def make_val_eval(val: BatchSampler, n_batches: int, bytes_per_token: float | No
     return evaluate
 
 
+def resume_config(out_dir: Path, overrides: list[str] | None, allow_restart: bool = False) -> PretrainConfig:
+    """The config to resume `out_dir` with, after checking that resuming can work — before anything is written.
+
+    Overrides may change how training continues (`train.*`, e.g. a larger train.max_steps) but not what
+    the checkpoint's weights and token files were made for (`model.*`, `data.*`). Without a valid checkpoint
+    there is nothing to resume: an error, unless `allow_restart` (then training starts again at step 0).
+    """
+    saved = {k: v for k, v in read_run_config(out_dir).items() if k != "world_size"}
+    cfg = load_pretrain_config(None, overrides, base=saved)
+    new = to_dict(cfg)
+    changed = [f"{section}.{key}" for section in ("model", "data") if isinstance(saved.get(section), dict)
+               for key, value in new[section].items()
+               if key in saved[section] and saved[section][key] != value]
+    if changed:
+        raise UserError(f"--resume {out_dir}: {', '.join(changed)} differ from the run's config.yaml — a resumed "
+                        "run keeps its model and data; start a new run (--out) to change them")
+    with warnings.catch_warnings(record=True) as damaged:
+        warnings.simplefilter("always")
+        found = latest_checkpoint(out_dir)
+    if found is None and not allow_restart:
+        why = f" ({len(damaged)} damaged: {damaged[-1].message})" if damaged else ""
+        raise UserError(f"--resume {out_dir}: no valid checkpoint to resume from{why} — pass --allow-restart to "
+                        "train again from step 0")
+    if found is None:
+        print(f"pretrain: no valid checkpoint in {out_dir}; --allow-restart: training again from step 0",
+              file=sys.stderr)
+    return cfg
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail now, not at the first checkpoint, when the run directory (or its checkpoints/) is read-only."""
+    for d in (out_dir, out_dir / "checkpoints"):
+        if d.is_dir() and not os.access(d, os.W_OK | os.X_OK):
+            raise UserError(f"--out {d}: the directory is not writable — fix its permissions or choose another")
+
+
+def prepare_data(cfg: PretrainConfig, out_dir: Path) -> None:
+    """The run's tokenizer and token files (with answer masks for data.loss_on=answers):
+    out_dir/tokenizer.json and out_dir/data/. Depends on cfg.data only."""
+    train_text, val_text = read_corpus_texts(cfg.data.corpus, cfg.data.text_files, cfg.data.val_fraction)
+    tokenizer = build_tokenizer(cfg.data.tokenizer, train_text, val_text, cfg.data.bpe_vocab_size)
+    tokenizer.save(out_dir / "tokenizer.json")
+    prepared = TokenData.prepare(tokenizer, train_text, val_text, out_dir / "data")
+    if cfg.data.loss_on == "answers":
+        from emergelab.tasks.corpus import answer_mask
+
+        for split, ids in (("train", prepared.train), ("val", prepared.val)):
+            TokenData.write_mask(out_dir / "data", split, answer_mask(np.asarray(ids), tokenizer))
+
+
 def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overrides: list[str] | None = None,
-             resume: bool = False) -> dict:
-    """Run (or resume) pretraining into `out_dir`; returns the run summary (also `summary.json`)."""
+             resume: bool = False, allow_restart: bool = False) -> dict:
+    """Run (or resume) pretraining into `out_dir`; returns the run summary (also `summary.json`).
+
+    Every input is validated before the first write into `out_dir`, so a failed command leaves a run as it was.
+    """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: this is a file — give a directory for the run")
     if resume:
-        saved = {k: v for k, v in read_run_config(out_dir).items() if k != "world_size"}
-        cfg = load_pretrain_config(None, overrides, base=saved)
+        cfg = resume_config(out_dir, overrides, allow_restart)
     elif not isinstance(cfg, PretrainConfig):
         cfg = load_pretrain_config(cfg, overrides)
     elif overrides:
         cfg = load_pretrain_config(None, overrides, base=to_dict(cfg))
+    check_writable(out_dir)
     device = resolve_device(cfg.train.device)
     world = init_world(device)
     if world.world_size > 1 and device.type == "cuda":
