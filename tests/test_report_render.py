@@ -82,12 +82,13 @@ def report_dir(tmp_path: Path) -> Path:
         "title": "emergelab quick report", "profile": "quick", "created": "2026-11-28T10:00:00+00:00",
         "machine": {"cpu": "x86_64", "threads": 2, "torch": "2.13.0"}, "wall_seconds": 1234.5,
         "claims": [
-            _claim("emergence", "mirage", plots=["emergence/add.png"], numbers={"breakpoint": 1.2e6}),
-            _claim("my_extra", "partly"),
+            _claim("emergence", "not reproduced", plots=["emergence/add.png"], numbers={"breakpoint": 1.2e6},
+                   rule={"id": "emergence", "version": 1, "doc": "docs/verdicts.md#emergence"}),
+            _claim("my_extra", "inconclusive"),
             _claim("scaling", "reproduced", plots=["scaling/fit.png"], source="scaling/fit.json",
                    numbers={"alpha": 0.12, "alpha_ci": [0.08, 0.16], "points": 5},
                    details=[{"label": "law", "value": "power"}]),
-            _claim("lm", "not reproduced at this scale"),
+            _claim("lm", "not run"),
         ],
         "model_cards": [{"name": "m-400k", "params": 412345, "tokens": 2000000, "flops": 4.9e12, "train_seconds": 61.0,
                          "tokens_per_s": 32787.0, "val_loss": 1.87, "run_dir": "sweep/runs/m-400k"}],
@@ -102,9 +103,10 @@ def test_page_has_every_claim_in_the_claims_table_order_then_unknown_ids(report_
     page = Page(render_report(report_dir).read_text())
     assert page.sections == [f"claim-{c}" for c in [*DESIGN_ORDER, "my_extra"]]
     assert "reproduced" in page.text["claim-scaling"]
-    assert "mirage" in page.text["claim-emergence"]
-    assert "not reproduced at this scale" in page.text["claim-lm"]
-    assert "partly" in page.text["claim-my_extra"]
+    assert "not reproduced" in page.text["claim-emergence"]
+    assert "docs/verdicts.md#emergence" in page.text["claim-emergence"]  # the verdict links to its rule
+    assert "not run" in page.text["claim-lm"]
+    assert "inconclusive" in page.text["claim-my_extra"]
     assert "not run" in page.text["claim-grokking"]  # known claim absent from report.json
     assert "summary of scaling" in page.text["claim-scaling"] and "claim text of scaling" in page.text["claim-scaling"]
 

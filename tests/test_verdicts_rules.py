@@ -176,10 +176,12 @@ def test_a_setting_beyond_greedy_is_test_time_scaling():
 
 
 def test_distill_controls():
-    assert R.distill_rule(0.2, items(0.8), items(0.4, seed=1), matched=True).verdict == R.REPRODUCED
-    assert R.distill_rule(0.2, items(0.4), items(0.8, seed=1), matched=True).verdict == R.NOT_REPRODUCED
-    assert R.distill_rule(0.2, items(0.8), items(0.4, seed=1), matched=False).verdict == R.INCONCLUSIVE
-    assert R.distill_rule(0.0, items(0.8), items(0.0, seed=1), matched=True).verdict == R.INCONCLUSIVE
+    up = R.fewshot_gain([items(0.4, seed=1)], [items(0.8)])  # any paired difference with its interval
+    down = R.fewshot_gain([items(0.8, seed=1)], [items(0.4)])
+    assert R.distill_rule(0.2, up, matched=True).verdict == R.REPRODUCED
+    assert R.distill_rule(0.2, down, matched=True).verdict == R.NOT_REPRODUCED
+    assert R.distill_rule(0.2, up, matched=False).verdict == R.INCONCLUSIVE
+    assert R.distill_rule(0.0, up, matched=True).verdict == R.INCONCLUSIVE
 
 
 # ---- the rest ---------------------------------------------------------------------------------------------
@@ -206,3 +208,4 @@ def test_emergence_aggregation_controls():
     assert R.emergence_rule({"a": {"emergent": True, "mirage": None}}).verdict == R.INCONCLUSIVE
     assert R.emergence_rule({"a": {**real, "seeds_agree": False}}).verdict == R.INCONCLUSIVE
     assert R.emergence_rule({}).verdict == R.NOT_RUN
+    assert R.emergence_rule({"a": {"emergent": None, "mirage": None}}).verdict == R.NOT_RUN  # 2 sizes

@@ -1,7 +1,9 @@
 """Turn the demo's stage outputs into `report.json` (claims with verdicts, model cards, S-curves) and render it.
 
-Every verdict is derived here, from files in the output folder, by the rules written next to it; the
-`verdict_rules` of each claim say which rule fired, so a reader can re-derive it from the run directories.
+This module reads the output folder's layout and assembles each claim; the verdict itself comes from the
+claim's pre-registered rule in `emergelab.science.verdicts.rules` (docs/verdicts.md), which sees only
+numbers. Per-seed, per-item data is used wherever the stages recorded it, so every number a verdict uses
+carries an interval from the data.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ import math
 import os
 import platform
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from emergelab.demo.profiles import get_profile
+from emergelab.science.verdicts import RULES_VERSION
+from emergelab.science.verdicts import rules as R
+from emergelab.science.verdicts.noise import mean_interval, newcombe_diff
 
-NOT_RUN = "not run"
+NOT_RUN = R.NOT_RUN
+RULES_DOC = Path(__file__).resolve().parents[2] / "docs" / "verdicts.md"
 
 
 def _round(v: Any, digits: int = 1) -> Any:
@@ -57,22 +64,86 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _claim(cid: str, verdict: str, summary: str, numbers: dict | None = None, plots: list[str] | None = None,
-           source: str = "", rule: str = "") -> dict:
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _claim(cid: str, v: R.Verdict, summary: str, numbers: dict | None = None, plots: list[str] | None = None,
+           source: str = "") -> dict:
+    """A report.json claim: the verdict, its reason and a link to its rule in docs/verdicts.md."""
     from emergelab.report.schema import CLAIMS
 
-    return {"id": cid, "title": CLAIMS.get(cid, cid), "claim": CLAIMS.get(cid, cid), "verdict": verdict,
-            "summary": summary, "numbers": _numbers(numbers or {}), "plots": plots or [], "source": source,
-            "details": [{"label": "verdict rule", "value": rule}] if rule else []}
+    doc = f"docs/verdicts.md#{v.rule}"
+    return {"id": cid, "title": CLAIMS.get(cid, cid), "claim": CLAIMS.get(cid, cid), "verdict": v.verdict,
+            "summary": summary, "numbers": _numbers({**v.numbers, **(numbers or {})}), "plots": plots or [],
+            "source": source,
+            "rule": {"id": v.rule, "version": RULES_VERSION, "doc": doc,
+                     "url": RULES_DOC.as_uri() + f"#{v.rule}" if RULES_DOC.exists() else doc},
+            "details": [{"label": "why this verdict", "value": v.reason}]}
 
 
-def _not_run(cid: str, why: str) -> dict:
-    return _claim(cid, NOT_RUN, why)
+def _not_run(cid: str, why: str, rule: str | None = None) -> dict:
+    return _claim(cid, R.Verdict(NOT_RUN, why, rule or cid), why)
 
 
 def _ok(results: dict, name: str) -> dict | None:
     r = results.get(name)
     return r if r and r.get("status") == "ok" else None
+
+
+def _ci_text(m: float, lo: float, hi: float, signed: bool = False) -> str:
+    f = "+.2f" if signed else ".2f"
+    return f"{m:{f}} [{lo:{f}}, {hi:{f}}]"
+
+
+# ------------------------------------------------------------------------------------------ sweep data
+
+
+def get_sweep_rows(out: Path) -> list[dict]:
+    """One row per sweep run (size × budget × seed), smallest model first."""
+    path = out / "sweep" / "sweep.json"
+    return sorted(json.loads(path.read_text())["rows"], key=lambda r: (r["params"], r.get("seed", 0))) \
+        if path.exists() else []
+
+
+def by_size(rows: list[dict]) -> list[tuple[str, float, list[dict]]]:
+    """(size, params, the runs of that size — one per seed), smallest first; the largest budget only."""
+    budgets = sorted({str(r.get("budget")) for r in rows})
+    top = max(budgets, key=lambda b: max(r["tokens"] for r in rows if str(r.get("budget")) == b)) if budgets else None
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if str(r.get("budget")) == top:
+            groups[r["size"]].append(r)
+    return sorted(((s, float(g[0]["params"]), g) for s, g in groups.items()), key=lambda t: t[1])
+
+
+def _eval_of(out: Path, run: dict) -> dict:
+    return _read_json(out / "sweep" / "runs" / run["run"] / "sweep_eval.json")
+
+
+def seed_items(out: Path, runs: list[dict], ability: str, metric: str = "score") -> list[list[float]] | None:
+    """Per-seed, per-item values of one ability's metric; for exact match without recorded items, the
+    0/1 items implied by the accuracy and n (pairing is then unknown: use them unpaired only)."""
+    result = []
+    for r in runs:
+        ev = _eval_of(out, r).get(ability, {})
+        if ev.get("items", {}).get(metric) is not None:
+            result.append(ev["items"][metric])
+        elif metric == "score" and f"{ability}/exact_match" in r and r.get(f"{ability}/n"):
+            n, acc = int(r[f"{ability}/n"]), r[f"{ability}/exact_match"]
+            k = round(acc * n)
+            result.append([1.0] * k + [0.0] * (n - k))
+        else:
+            return None
+    return result
+
+
+def _has_items(out: Path, runs: list[dict], ability: str) -> bool:
+    return all("items" in _eval_of(out, r).get(ability, {}) for r in runs)
+
+
+def _seeds(rows: list[dict]) -> int:
+    return len({r.get("seed", 0) for r in rows})
 
 
 # ------------------------------------------------------------------------------------------ claims
@@ -81,96 +152,148 @@ def _ok(results: dict, name: str) -> dict | None:
 def claim_transformer(out: Path, results: dict) -> dict:
     r = _ok(results, "attention")
     if not r:
-        return _not_run("transformer", "the inspect stage did not run")
-    d = r["hf_max_abs_diff"]
-    verdict = "reproduced" if d < 1e-4 else "not reproduced at this scale"
-    return _claim("transformer", verdict,
-                  f"The strongest demo model, exported to Hugging Face format, gives logits within {d:.1e} of "
-                  "transformers' LlamaForCausalLM: the architecture is the standard decoder-only Transformer.",
-                  {"hf_max_abs_logit_diff": d}, source="stages/attention.json",
-                  rule="reproduced if max |logit difference| < 1e-4")
+        return _not_run("transformer", "the inspect stage did not run", "others")
+    v = R.transformer_rule(r["hf_max_abs_diff"])
+    return _claim("transformer", v,
+                  f"The strongest demo model, exported to Hugging Face format, gives logits within "
+                  f"{r['hf_max_abs_diff']:.1e} of transformers' LlamaForCausalLM: the architecture is the standard "
+                  "decoder-only Transformer.", source="stages/attention.json")
 
 
 def claim_lm(out: Path, rows: list[dict]) -> dict:
     if not rows:
         return _not_run("lm", "the sweep did not run")
-    from emergelab.science.plots import new_figure, save_figure
+    import yaml
 
-    fig, (ax,) = new_figure()
-    drops = {}
+    from emergelab.report.claim_plots import plot_val_loss
+
+    curves, losses, vocab = {}, {}, None
     for r in rows:
-        hist = [m for m in _read_jsonl(out / "sweep" / "runs" / r["run"] / "metrics.jsonl") if "val_loss" in m]
+        run = out / "sweep" / "runs" / r["run"]
+        hist = [m for m in _read_jsonl(run / "metrics.jsonl") if _finite(m.get("val_loss"))]
+        losses[r["run"]] = [m["val_loss"] for m in hist]
         if hist:
-            ax.plot([m["tokens"] for m in hist], [m["val_loss"] for m in hist], marker="o", label=r["size"])
-            drops[r["size"]] = (hist[0]["val_loss"], hist[-1]["val_loss"])
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel("validation loss (nats/token)")
-    ax.legend(fontsize=7)
-    plots = _png(out, save_figure(fig, out / "report_plots" / "val_loss"))
-    best = min(rows, key=lambda r: r["val_loss"])
-    all_fall = all(last < first for first, last in drops.values())
+            curves[r["run"]] = ([m.get("tokens", m["step"]) for m in hist], losses[r["run"]])
+        if vocab is None and (run / "config.yaml").exists():
+            vocab = yaml.safe_load((run / "config.yaml").read_text())["model"]["vocab_size"]
+    v = R.lm_rule(losses, math.log(vocab or 2))
+    if v.verdict == NOT_RUN:
+        return _claim("lm", v, "No validation loss was logged, so nothing can be said about held-out prediction.")
+    plots = _png(out, plot_val_loss(curves, out / "report_plots" / "val_loss"))
+    best = min((r for r in rows if _finite(r.get("val_loss"))), key=lambda r: r["val_loss"])
     bpb = best.get("val_bpb")
     scored = (f"{bpb:.3f} bits/byte) on held-out text" if _finite(bpb) else
               "on the held-out answers; the loss is on answer tokens only, data.loss_on=answers)")
-    return _claim("lm", "reproduced" if all_fall else "not reproduced at this scale",
-                  f"Next-token cross-entropy falls during training at every size; the best model ({best['size']}) "
-                  f"reaches {best['val_loss']:.3f} nats/token (perplexity {math.exp(best['val_loss']):.2f}, "
-                  + scored + ".",
+    return _claim("lm", v,
+                  f"Next-token cross-entropy on held-out data: the best model ({best['size']}) reaches "
+                  f"{best['val_loss']:.3f} nats/token (perplexity {math.exp(best['val_loss']):.2f}, " + scored
+                  + f"; uniform guessing is ln V = {math.log(vocab or 2):.2f}.",
                   {"best_val_loss": best["val_loss"], "best_val_ppl": math.exp(best["val_loss"]),
-                   "best_val_bpb": bpb}, plots, "sweep/sweep.csv",
-                  "reproduced if the last validation loss is below the first at every size")
+                   "best_val_bpb": bpb, "ln_vocab": math.log(vocab or 2)}, plots, "sweep/runs/*/metrics.jsonl")
 
 
-def claim_scaling(out: Path, results: dict) -> dict:
-    r = _ok(results, "analysis")
-    fit = (r or {}).get("scaling", {}).get("flops", {})
-    if not fit or "alpha" not in fit:
-        return _not_run("scaling", fit.get("skipped", "the sweep analysis did not run"))
-    lo, hi = fit["ci95"]["alpha"] if "ci95" in fit else (float("nan"), float("nan"))
-    verdict = "reproduced" if fit["alpha"] > 0 and lo > 0 else "not reproduced at this scale"
-    full = json.loads((out / "sweep" / "scaling.json").read_text())["flops"]
-    return _claim("scaling", verdict,
-                  f"Validation loss vs training FLOPs fits L = E + A·C^(−α) with α = {fit['alpha']:.3f} "
-                  f"(95% bootstrap interval [{lo:.3f}, {hi:.3f}]), E = {fit['E']:.3f}, over "
-                  f"{len(get_sweep_rows(out))} sizes at one step budget.",
-                  {"alpha": fit["alpha"], "alpha_ci": [lo, hi], "E": fit["E"], "A": fit["A"]},
-                  _png(out, full.get("plots")), "sweep/scaling.json",
-                  "reproduced if α > 0 with its 95% interval above 0")
+def claim_scaling(out: Path, rows: list[dict], inputs: dict) -> dict:
+    import numpy as np
+
+    from emergelab.errors import UserError
+    from emergelab.science import scaling
+
+    held = inputs.get("heldout_loss", {})
+    pts = [(r, held[r["run"]]["loss"]) for r in rows if _finite(held.get(r["run"], {}).get("loss"))]
+    if len(pts) < 5:
+        return _not_run("scaling", f"{len(pts)} runs with an all-token held-out loss; the rule needs ≥ 5 "
+                                   "(4 to fit, the largest to predict)")
+    largest_flops = max(r["flops"] for r, _ in pts)
+    fit_pts = [(r, loss) for r, loss in pts if r["flops"] < largest_flops]
+    test_pts = [(r, loss) for r, loss in pts if r["flops"] == largest_flops]
+    n = np.array([r["params"] for r, _ in fit_pts], dtype=float)
+    d = np.array([r["tokens"] for r, _ in fit_pts], dtype=float)
+    y = np.array([loss for _, loss in fit_pts])
+    chinchilla = len(np.unique(d)) > 1
+    try:
+        fit = scaling.fit_chinchilla(n, d, y, n_boot=100) if chinchilla else \
+            scaling.fit_power_law(n, y, x_name="params", n_boot=100)
+    except UserError as e:
+        return _not_run("scaling", str(e))
+    t = test_pts[0][0]
+    predicted = float(fit.predict(np.array([t["params"]]), np.array([t["tokens"]]) if chinchilla else None)[0])
+    observed = float(np.mean([loss for _, loss in test_pts]))
+    v = R.scaling_rule(fit.params["alpha"], tuple(fit.ci95["alpha"]), predicted, observed, len(fit_pts))
+    law = "L(N, D) = E + A·N^(−α) + B·D^(−β)" if chinchilla else "L(N) = E + A·N^(−α) at one token budget"
+    plots = _png(out, scaling.plot_fit(fit, {"params": n, "tokens": d, "loss": y, "flops": n * d * 6},
+                                       out / "report_plots" / "scaling_heldout"))
+    return _claim("scaling", v,
+                  f"All-token held-out loss of each run's final checkpoint, fitted with {law} on {len(fit_pts)} runs "
+                  f"without the largest ({t['size']}): {v.reason}.",
+                  {"E": fit.params["E"], "A": fit.params["A"]}, plots, "verdict_inputs/inputs.json")
 
 
-def claim_emergence(out: Path, results: dict) -> dict:
-    r = _ok(results, "analysis")
-    path = out / "sweep" / "emergence" / "verdicts.json"
-    if not r or not path.exists():
-        return _not_run("emergence", "the sweep analysis did not run")
-    verdicts = json.loads(path.read_text())
-    emergent = [a for a, v in verdicts.items() if v.get("emergent")]
-    mirages = [a for a in emergent if verdicts[a].get("mirage")]
-    real = [a for a in emergent if verdicts[a].get("mirage") is False]
-    undecided = [a for a, v in verdicts.items() if v.get("emergent") is None]
-    if real:
-        verdict = "reproduced"
-    elif mirages:
-        verdict = "mirage"
-    else:
-        verdict = "not reproduced at this scale"
+def emergence_rows(out: Path, rows: list[dict]) -> list[dict]:
+    """The long table (ability, metric, scale, value, n, seed, items) from the runs' per-item evaluations."""
+    long = []
+    budgets = {str(r.get("budget")) for r in rows}
+    for r in rows:
+        for ability, ev in _eval_of(out, r).items():
+            name = ability if len(budgets) == 1 else f"{ability}@{r.get('budget')}"
+            its = ev.get("items", {})
+            metrics = {"exact_match": (ev["exact_match"], its.get("score"))}
+            metrics.update({m: (val, its.get(m)) for m, val in ev.get("metrics", {}).items()})
+            for m, (val, item_values) in metrics.items():
+                if _finite(val):
+                    long.append({"ability": name, "metric": m, "scale": r["params"], "value": val, "n": ev["n"],
+                                 "seed": r.get("seed", 0), **({"items": item_values} if item_values else {})})
+    return long
+
+
+def claim_emergence(out: Path, rows: list[dict], profile: str) -> dict:
+    from emergelab.science import emergence
+    from emergelab.science.verdicts.mirage import simulate_mirage_rates
+
+    long = emergence_rows(out, rows)
+    if not long:
+        return _not_run("emergence", "the sweep recorded no per-ability evaluation")
+    tiny = profile == "tiny"
+    verdicts = emergence.analyse_table(long, n_boot=10 if tiny else 40)
+    plots = []
+    for ability, verdict in verdicts.items():
+        curves: dict[str, dict[str, list]] = {}
+        for r in long:
+            if r["ability"] == ability:
+                c = curves.setdefault(r["metric"], {"scale": [], "value": []})
+                c["scale"].append(r["scale"])
+                c["value"].append(r["value"])
+        if verdict.get("emergent") is not None:
+            plots += _png(out, emergence.plot_ability(ability, curves, verdict,
+                                                      out / "report_plots" / f"emergence_{ability}"))
+    (out / "report_plots").mkdir(exist_ok=True)
+    (out / "report_plots" / "emergence_verdicts.json").write_text(json.dumps(verdicts, indent=1, default=str))
+    v = R.emergence_rule(verdicts)
+    scales = sorted({r["scale"] for r in long})
+    n_items = int(max(r["n"] for r in long))
+    rates = simulate_mirage_rates(scales, n_items, _seeds(rows), worlds=6 if tiny else 20) \
+        if len(scales) >= 4 else {}
     numbers = {}
-    for a, v in verdicts.items():
-        if _finite(v.get("threshold")):
-            numbers[f"{a}_threshold_params"] = v["threshold"]
-            ci = v.get("threshold_ci95") or v.get("threshold_ci")
-            if isinstance(ci, list) and len(ci) == 2:
-                numbers[f"{a}_threshold_params_ci"] = ci
-    lines = [f"{a}: emergent={v.get('emergent')}, mirage={v.get('mirage')}" for a, v in verdicts.items()]
-    plots = [p for v in verdicts.values() for p in _png(out, v.get("plots"))]
-    summary = (f"Emergent under exact match: {', '.join(emergent) or 'none'}; of these, a mirage (smooth under a "
-               f"continuous metric): {', '.join(mirages) or 'none'}; a jump that survives continuous metrics: "
-               f"{', '.join(real) or 'none'}." + (f" Undecided (too few sizes): {', '.join(undecided)}."
-                                                   if undecided else ""))
-    c = _claim("emergence", verdict, summary, numbers, plots, "sweep/emergence/verdicts.json",
-               "reproduced if some ability is emergent and not a mirage; mirage if every emergent one is; "
-               "else not reproduced")
-    c["details"] += [{"label": "per ability", "value": "; ".join(lines)}]
+    lines = []
+    for a, av in verdicts.items():
+        if _finite(av.get("threshold")):
+            numbers[f"{a}_threshold_params"] = av["threshold"]
+            numbers[f"{a}_threshold_params_ci"] = av["threshold_ci95"]
+        beyond = f", threshold interval reaches {av['threshold_beyond']} the tested range" \
+            if av.get("threshold_beyond") else ""
+        lines.append(f"{a}: emergent={av.get('emergent')}, mirage={av.get('mirage')} ({av.get('mirage_reason')})"
+                     + beyond)
+    for k in ("false_mirage_rate", "missed_mirage_rate", "jump_world_emergent_rate", "smooth_world_emergent_rate"):
+        if k in rates:
+            numbers[f"simulated_{k}"] = rates[k]
+    sim = (f" Simulated at this design ({len(scales)} sizes, {n_items} items, {_seeds(rows)} seed(s), "
+           f"{rates['worlds']} sweeps per world): false-mirage rate {rates['false_mirage_rate']:.2f}, missed-mirage "
+           f"rate {rates['missed_mirage_rate']:.2f}; a smooth p^L world looks emergent in "
+           f"{rates['smooth_world_emergent_rate']:.2f} of sweeps, a real jump in "
+           f"{rates['jump_world_emergent_rate']:.2f}."
+           if rates else "")
+    c = _claim("emergence", v, f"The same step-vs-smooth test on every metric, noise from the items: {v.reason}."
+               + sim, numbers, plots, "sweep/runs/*/sweep_eval.json")
+    c["details"].append({"label": "per ability", "value": "; ".join(lines)})
     return c
 
 
@@ -178,138 +301,119 @@ def claim_icl(out: Path, results: dict, rows: list[dict]) -> dict:
     r = _ok(results, "icl")
     if not r:
         return _not_run("icl", "the ICL experiment did not run")
-    gains = {row["size"]: row.get("lexicon_3shot/exact_match", float("nan")) - row.get("lexicon_0shot/exact_match",
-                                                                                         float("nan"))
-             for row in rows}
-    d2 = r["depths"].get("2") or r["depths"].get(2) or {}
-    d1 = r["depths"].get("1") or r["depths"].get(1) or {}
-    loss2, loss1 = d2.get("final_repeat_loss", float("nan")), d1.get("final_repeat_loss", float("nan"))
-    holds = bool(r.get("claim_holds"))
-    few_shot_helps_largest = bool(rows) and gains.get(rows[-1]["size"], 0) > 0
-    verdict = "reproduced" if holds and few_shot_helps_largest else "partly" if holds or few_shot_helps_largest \
-        else "not reproduced at this scale"
-    numbers = {"phase_change_step_2layer": r.get("phase_change_step"),
-               "repeat_loss_2layer": d2.get("final_repeat_loss"), "repeat_loss_1layer": d1.get("final_repeat_loss"),
-               "prefix_matching_2layer": d2.get("max_prefix_matching"), "ln_vocab": r.get("ln_vocab"),
-               **{f"lexicon_3shot_minus_0shot_{s}": g for s, g in gains.items()}}
-    return _claim("icl", verdict,
-                  f"Induction sequences: the 2-layer attention-only model's loss on repeated tokens ends at "
-                  f"{loss2:.2f} (1 layer: {loss1:.2f};"
-                  f" chance ln V = {r.get('ln_vocab', float('nan')):.2f}), phase change at step "
-                  f"{r.get('phase_change_step')}. Invented-lexicon task, 3-shot minus 0-shot exact match by size: "
-                  + ", ".join(f"{s} {g:+.2f}" for s, g in gains.items() if _finite(g)) + ".",
-                  numbers, _png(out, r.get("plots")), "icl/verdicts.json",
-                  "reproduced if the phase-change checks hold (2 layers change phase with an induction head, "
-                  "1 layer does not) and 3-shot beats 0-shot at the largest size; partly if one of the two")
+
+    def drop(hist: list[dict]) -> dict:
+        return R.abrupt_drop([h["step"] for h in hist], [h["repeat_loss"] for h in hist],
+                             [max(max(layer) for layer in h["prefix_matching"]) for h in hist])
+
+    seeds = r.get("deep_history_by_seed") or {"0": r["history"][max(r["history"], key=int)]}
+    deep = [drop(h) for h in seeds.values()]
+    shallow_key = min(r["history"], key=int)
+    shallow = drop(r["history"][shallow_key]) if shallow_key != max(r["history"], key=int) else None
+    gain, gain_text = None, ""
+    groups = by_size(rows)
+    if groups:
+        size, _, runs = groups[-1]
+        zero, few = seed_items(out, runs, "lexicon_0shot"), seed_items(out, runs, "lexicon_3shot")
+        if zero and few:
+            paired = _has_items(out, runs, "lexicon_0shot") and _has_items(out, runs, "lexicon_3shot")
+            gain = R.fewshot_gain(zero, few) if paired else \
+                newcombe_diff(sum(map(sum, few)), sum(map(len, few)), sum(map(sum, zero)), sum(map(len, zero)))
+            gain_text = f" Invented lexicon at {size}: 3-shot − 0-shot exact match {_ci_text(*gain, signed=True)}."
+    v = R.icl_rule(deep, shallow, gain)
+    per_seed = ", ".join(f"seed {s}: {d['drop_nats']:.2f} nats over steps {d['window'][0]}–{d['window'][1]} "
+                         f"({'phase change' if d['phase_change'] else 'no phase change'})"
+                         for s, d in zip(seeds, deep))
+    depth = max(r["history"], key=int)
+    return _claim("icl", v, f"Induction sequences, {depth}-layer attention-only model — {per_seed}; "
+                            f"chance ln V = {r.get('ln_vocab', float('nan')):.2f}." + gain_text,
+                  {"repeat_loss_final": r["depths"][max(r["depths"], key=int)]["final_repeat_loss"]},
+                  _png(out, r.get("plots")), "icl/verdicts.json")
 
 
-def claim_syllogisms(out: Path, rows: list[dict]) -> dict:
-    keys = ("syllogism_nonce", "syllogism_agree", "syllogism_conflict")
-    if not rows or not all(f"{k}/exact_match" in rows[0] for k in keys):
-        return _not_run("syllogisms", "the sweep did not score syllogisms by content")
-    from emergelab.science.plots import new_figure, save_figure
+def claim_syllogisms(out: Path, rows: list[dict], inputs: dict) -> dict:
+    from emergelab.report.claim_plots import plot_with_intervals
 
-    fig, (ax,) = new_figure()
-    params = [r["params"] for r in rows]
-    for k in keys:
-        ax.plot(params, [r[f"{k}/exact_match"] for r in rows], marker="o", label=k.split("_")[1])
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("accuracy (judged by logic)")
-    ax.legend(fontsize=7)
-    plots = _png(out, save_figure(fig, out / "report_plots" / "syllogisms"))
-    small, large = rows[0], rows[-1]
-    gap = lambda r: r["syllogism_agree/exact_match"] - r["syllogism_conflict/exact_match"]  # noqa: E731
-    form_up = large["syllogism_nonce/exact_match"] > small["syllogism_nonce/exact_match"]
-    content_down = gap(large) < gap(small)
-    verdict = "reproduced" if form_up and content_down else "partly" if form_up or content_down else \
-        "not reproduced at this scale"
-    numbers = {f"{k.split('_')[1]}_{r['size']}": r[f"{k}/exact_match"] for r in (small, large) for k in keys}
-    numbers.update({f"content_gap_{small['size']}": gap(small), f"content_gap_{large['size']}": gap(large)})
-    return _claim("syllogisms", verdict,
-                  f"Accuracy on nonce-word syllogisms (form only) goes {small['syllogism_nonce/exact_match']:.2f} → "
-                  f"{large['syllogism_nonce/exact_match']:.2f} from {small['size']} to {large['size']}; the content "
-                  f"gap (agreeing minus conflicting world knowledge) goes {gap(small):+.2f} → {gap(large):+.2f}.",
-                  numbers, plots, "sweep/sweep.csv",
-                  "reproduced if nonce accuracy rises and the content gap shrinks from the smallest to the "
-                  "largest size; partly if one of the two")
+    choice = inputs.get("syllogism_choice", {})
+    groups = [(s, p, runs) for s, p, runs in by_size(rows) if all(r["run"] in choice for r in runs)]
+    if len(groups) < 2:
+        return _not_run("syllogisms", "multiple-choice syllogism scores were not measured at two sizes or more")
+    sets = {name: [[choice[r["run"]][name]["items"] for r in runs] for _, _, runs in groups]
+            for name in ("nonce", "agree", "conflict")}
+    chance = choice[groups[0][2][0]["run"]]["nonce"]["chance"]
+    v = R.syllogism_rule([s for s, _, _ in groups], sets["nonce"], sets["agree"], sets["conflict"], chance)
+    series = {name: [(p, *mean_interval(items)) for (_, p, _), items in zip(groups, sets[name])] for name in sets}
+    plots = _png(out, plot_with_intervals(series, "parameters", "accuracy by choice (log-prob of each option)",
+                                          out / "report_plots" / "syllogisms", chance=chance))
+    return _claim("syllogisms", v, f"Scored by multiple choice (the most probable answer option): {v.reason}.",
+                  {}, plots, "verdict_inputs/inputs.json")
 
 
 def claim_cot(out: Path, results: dict, rows: list[dict]) -> dict:
     r = _ok(results, "cot_bridge")
-    if not r or not rows:
+    groups = by_size(rows)
+    if not r or not groups:
         return _not_run("cot", "the CoT bridge experiment did not run")
-    large = rows[-1]
-    direct = large.get("add6_direct/exact_match", float("nan"))
-    cot = large.get("add6_scratchpad/exact_match", float("nan"))
-    bridge = r["rows"][-1]["bridge_nats"] if r.get("rows") else float("nan")
-    helps = _finite(direct) and _finite(cot) and cot > direct and _finite(bridge) and bridge > 0
-    return _claim("cot", "reproduced" if helps else "not reproduced at this scale",
-                  f"6-digit addition at {large['size']}: {direct:.2f} exact match answering directly vs {cot:.2f} "
-                  f"writing the scratchpad first; a verified chain of thought changes the answer's log-probability "
-                  f"by {bridge:+.2f} nats (trend with size: {r.get('bridge_trend_with_size')}).",
-                  {"direct_exact_match": direct, "scratchpad_exact_match": cot, "bridge_nats_largest": bridge},
-                  _png(out, r.get("plots")), "cot_bridge/verdicts.json",
-                  "reproduced if scratchpad accuracy beats direct accuracy at the largest size and the bridge "
-                  "(CoT minus direct answer log-prob) is positive")
+    size, _, runs = groups[-1]
+    direct, cot = seed_items(out, runs, "add6_direct"), seed_items(out, runs, "add6_scratchpad")
+    if not direct or not cot:
+        return _not_run("cot", "6-digit addition was not scored direct and with the scratchpad")
+    bridge = r["rows"][-1]["bridge_nats"] if r.get("rows") else None
+    if not (_has_items(out, runs, "add6_direct") and _has_items(out, runs, "add6_scratchpad")):
+        return _not_run("cot", "per-item scores were not recorded, so the paired comparison cannot be made")
+    v = R.cot_rule(direct, cot, bridge)
+    return _claim("cot", v, f"6-digit addition at {size}, the same items answered directly and after a scratchpad: "
+                            f"{v.reason} (trend of the bridge with size: {r.get('bridge_trend_with_size')}).",
+                  {}, _png(out, r.get("plots")), "sweep/runs/*/sweep_eval.json, cot_bridge/verdicts.json")
 
 
-def claim_r1_zero(out: Path, results: dict) -> dict:
+def claim_r1_zero(out: Path, results: dict, inputs: dict) -> dict:
     r = _ok(results, "r1_zero")
-    if not r:
-        return _not_run("r1_zero", "the R1-Zero stage did not run")
-    base, rl = r["stages"]["base"], r["stages"]["rl"]
+    b = inputs.get("r1_zero", {})
+    if not r or "rl_greedy" not in b:
+        return _not_run("r1_zero", b.get("skipped", "the R1-Zero stage did not run"))
+    v = R.r1_zero_rule(b["base_greedy"]["items"], b["base_forced_think"]["items"], b["rl_greedy"]["items"],
+                       b["base_greedy"]["think_rate"], b["rl_greedy"]["think_rate"])
     hist = [m for m in _read_jsonl(out / "r1_zero" / "rl" / "metrics.jsonl") if "val_accuracy" in m]
     len0, len1 = (hist[0].get("val_len_mean"), hist[-1].get("val_len_mean")) if hist else (None, None)
-    sc0, sc1 = (hist[0].get("val_self_check_rate"), hist[-1].get("val_self_check_rate")) if hist else (None, None)
-    gain = rl["val_accuracy"] - base["val_accuracy"]
-    think_up = rl["val_think_rate"] > base["val_think_rate"]
-    verdict = "reproduced" if gain > 0.05 and think_up else "partly" if gain > 0.05 else \
-        "not reproduced at this scale"
-    aha = "above" if (_finite(sc1) and _finite(sc0) and sc1 > sc0) else "not above"
+    base, rl = r["stages"]["base"], r["stages"]["rl"]
     h0, h1 = base.get("hallucination", {}), rl.get("hallucination", {})
     halluc = ""
     if _finite(h0.get("hallucination_rate")) and _finite(h1.get("hallucination_rate")):
         halluc = (f" On syllogisms whose answer is 'cannot tell', confident wrong answers "
                   f"{h0['hallucination_rate']:.2f} → {h1['hallucination_rate']:.2f} (unparseable answers "
                   f"{h0['unparsed_rate']:.2f} → {h1['unparsed_rate']:.2f}).")
-    return _claim("r1_zero", verdict,
-                  f"GRPO with an accuracy reward only, from the strongest pretrained model: held-out accuracy "
-                  f"{base['val_accuracy']:.2f} → {rl['val_accuracy']:.2f} (greedy), chain-of-thought rate "
-                  f"{base['val_think_rate']:.2f} → {rl['val_think_rate']:.2f}, mean sampled response length "
-                  f"{_round(len0)} → {_round(len1)} tokens; the self-check phrase rate ends {aha} the base model's "
-                  f"own rate ({sc0} → {sc1})." + halluc,
-                  {"accuracy_base": base["val_accuracy"], "accuracy_rl": rl["val_accuracy"],
-                   "think_rate_base": base["val_think_rate"], "think_rate_rl": rl["val_think_rate"],
-                   "len_base": len0, "len_rl": len1, "self_check_base": sc0, "self_check_rl": sc1,
-                   "hallucination_base": h0.get("hallucination_rate"),
-                   "hallucination_rl": h1.get("hallucination_rate")},
+    n = len(b["rl_greedy"]["items"])
+    acc = {arm: mean_interval([b[arm]["items"]]) for arm in ("base_greedy", "base_forced_think", "rl_greedy")}
+    return _claim("r1_zero", v,
+                  f"GRPO with an accuracy reward only, on {n} held-out items: base greedy "
+                  f"{_ci_text(*acc['base_greedy'])}, base forced to write the scratchpad "
+                  f"{_ci_text(*acc['base_forced_think'])}, RL greedy {_ci_text(*acc['rl_greedy'])}; {v.reason}. "
+                  f"Mean sampled response length {_round(len0)} → {_round(len1)} tokens." + halluc,
+                  {**{f"accuracy_{arm}": a[0] for arm, a in acc.items()},
+                   **{f"accuracy_{arm}_ci": [a[1], a[2]] for arm, a in acc.items()},
+                   "len_base": len0, "len_rl": len1},
                   _png(out, [str(p) for p in (out / "r1_zero" / "rl" / "plots").glob("*.png")]),
-                  "r1_zero/recipe.json",
-                  "reproduced if accuracy rises by > 0.05 and the chain-of-thought rate rises; partly if only "
-                  "accuracy rises")
+                  "verdict_inputs/inputs.json, r1_zero/recipe.json")
 
 
 def claim_tts(out: Path, results: dict) -> dict:
-    r = _ok(results, "tts")
-    if not r:
+    t = _read_json(out / "tts" / "tts.json")
+    if not _ok(results, "tts") or not t:
         return _not_run("tts", "the test-time scaling stage did not run")
-    s = r["summary"]
-    vote = {int(k): v for k, v in s["vote"].items()}
-    best = {int(k): v for k, v in s["best_of_n"].items()}
-    budget = {int(k): v for k, v in s.get("budget", {}).items()}
-    n_lo, n_hi = min(vote), max(vote)
-    improves = vote[n_hi] > vote[n_lo] or (budget and budget[max(budget)] > budget[min(budget)])
-    numbers = {**{f"vote_at_{n}": v for n, v in vote.items()},
-               **{f"best_of_{n}": v for n, v in best.items()},
-               **{f"budget_{b}": v for b, v in budget.items()}}
-    return _claim("tts", "reproduced" if improves else "not reproduced at this scale",
-                  f"Majority vote over N samples: {vote[n_lo]:.2f} at N={n_lo} → {vote[n_hi]:.2f} at N={n_hi}; "
-                  f"best-of-N with the verifier (an oracle upper bound) at N={n_hi}: {best[n_hi]:.2f}; "
-                  "thinking budget: " + ", ".join(f"{b} tokens → {v:.2f}" for b, v in budget.items()) + ".",
-                  numbers, _png(out, [str(p) for p in (out / "tts").glob("*.png")]), "tts/tts.json",
-                  "reproduced if vote accuracy at the largest N beats N=1, or accuracy at the largest thinking "
-                  "budget beats the smallest")
+    if "greedy" not in t:
+        return _not_run("tts", "the greedy baseline was not recorded (tts.json from an older version): re-run tts")
+    settings = {f"vote@{s['n']}": s["vote_correct"] for s in t["samples"] if s["n"] > 1}
+    settings.update({f"budget@{b['budget']}": b["correct"] for b in t["budgets"]})
+    v = R.tts_rule(t["greedy"]["correct"], settings)
+    best = {s["n"]: s["best_of_n_accuracy"] for s in t["samples"]}
+    curve = ", ".join(f"{k} {sum(c) / len(c):.2f}" for k, c in settings.items())
+    return _claim("tts", v,
+                  f"On {t['items']} items, greedy decoding {t['greedy']['accuracy']:.2f}; {curve}; best-of-"
+                  f"{max(best)} with the exact verifier (an oracle bound, not judged) {best[max(best)]:.2f}. "
+                  f"{v.reason}.",
+                  {f"best_of_{k}": val for k, val in best.items()},
+                  _png(out, [str(p) for p in (out / "tts").glob("*.png")]), "tts/tts.json")
 
 
 def claim_distill(out: Path, results: dict) -> dict:
@@ -320,58 +424,41 @@ def claim_distill(out: Path, results: dict) -> dict:
         return _not_run("distill", r["skipped"])
     acc = r["heldout_greedy_accuracy"]
     base, dist, rl = acc.get("student_base"), acc.get("student_distilled"), acc.get("student_rl")
-    verdict = "reproduced" if _finite(rl) and dist > rl else "not reproduced at this scale"
-    rl_text = f"{rl:.2f}" if _finite(rl) else "n/a"
-    chars = r.get("heldout_char_accuracy") or {}
-    char_text = ""
-    if all(_finite(chars.get(k)) for k in ("student_base", "student_distilled", "student_rl")):
-        char_text = (f" Character accuracy of the answers (a finer lens): {chars['student_base']:.2f} before, "
-                     f"{chars['student_distilled']:.2f} distilled, {chars['student_rl']:.2f} after GRPO.")
-    return _claim("distill", verdict,
+    if not all(_finite(x) for x in (base, dist, rl)):
+        return _not_run("distill", "the RL arm did not run")
+    n = int(r.get("heldout_n") or r.get("n_eval") or 200)
+    gain = newcombe_diff(round(dist * n), n, round(rl * n), n)
+    matched = bool((r.get("fairness") or {}).get("matched"))
+    v = R.distill_rule(base, gain, matched)
+    return _claim("distill", v,
                   f"Student ({Path(r['student']).name}): {base:.2f} before, {dist:.2f} after SFT on "
-                  f"{r['traces'].get('kept', '?')} verified teacher traces, {rl_text} "
-                  f"after GRPO on its own at matched training tokens ({r.get('rl', {}).get('steps')} steps)."
-                  + char_text,
-                  {"student_base": base, "student_distilled": dist, "student_rl": rl,
-                   **{f"char_{k}": v for k, v in chars.items()}}, [], "distill/distill.json",
-                  "reproduced if the distilled student beats the RL-trained student")
+                  f"{r['traces'].get('kept', '?')} verified teacher traces, {rl:.2f} after GRPO on its own at matched "
+                  f"training tokens; {v.reason}.",
+                  {"student_distilled": dist, "student_rl": rl}, [], "distill/distill.json")
 
 
 def claim_attention(out: Path, results: dict) -> dict:
-    real = _ok(results, "real_model")
-    if real and "skipped" not in real:  # the real model decides this claim (science/real_model/claims.py)
-        from emergelab.science.real_model.claims import attention_claim
-
-        c = attention_claim(real)
-        claim = _claim("attention", c["verdict"], c["summary"], c["numbers"], _png(out, c["plots"]), c["source"],
-                       c["rule"])
-        claim["details"] += c["details"]
-        return claim
     r = _ok(results, "attention")
     if not r:
         return _not_run("attention", "the inspect stage did not run")
-    ratio = r["best_score"] / r["uniform_baseline"]
-    return _claim("attention", "partly" if ratio > 3 else "not reproduced at this scale",
-                  (f"Real model: {real['skipped']}. " if real else "") +
-                  f"Our character-level models cannot show the essays' 'bank' example; what they can show: on a "
-                  f"repeated random string, head {r['best_head']} puts {r['best_score']:.2f} of its attention on the "
-                  f"token after the earlier occurrence ({ratio:.1f}× uniform) — attention routing by context.",
+    v = R.attention_rule(r["best_score"], r["uniform_baseline"])
+    return _claim("attention", v,
+                  f"Our character-level models cannot show the essays' 'bank' example; on a repeated random string, "
+                  f"head {r['best_head']} puts {r['best_score']:.2f} of its attention on the token after the earlier "
+                  f"occurrence: {v.reason}.",
                   {"best_prefix_matching": r["best_score"], "uniform_baseline": r["uniform_baseline"]},
-                  _png(out, r.get("plots")), "attention/", "partly if the best head's prefix-matching score is > 3× "
-                  "uniform attention (context routing shown; word-sense disambiguation not testable here)")
+                  _png(out, r.get("plots")), "attention/")
 
 
 def claim_classics(out: Path, results: dict) -> dict:
     r = _ok(results, "classics")
     if not r:
-        return _not_run("classics", "the classics stage did not run")
+        return _not_run("classics", "the classics stage did not run", "others")
     xor, fgsm = r["xor"], r["fgsm"]
-    xor_holds = bool(xor.get("claim_holds"))
-    fgsm_works = fgsm["accuracy_drop"] > 0.1 and fgsm["random_noise_accuracy_drop"] < 0.05
+    attack_works = fgsm["accuracy_drop"] > 0.1 and fgsm["random_noise_accuracy_drop"] < 0.05
     off_manifold = fgsm["off_manifold_part_accuracy_drop"] > fgsm["on_manifold_part_accuracy_drop"]
-    verdict = "reproduced" if xor_holds and fgsm_works and off_manifold else \
-        "partly" if xor_holds or fgsm_works else "not reproduced at this scale"
-    return _claim("classics", verdict,
+    v = R.classics_rule(bool(xor.get("claim_holds")), attack_works, off_manifold)
+    return _claim("classics", v,
                   f"XOR: a perceptron reaches {xor['perceptron_best_accuracy']:.2f}, the essay's hand-set 2-layer "
                   f"network {xor['essay_network_accuracy']:.2f}, a trained MLP {xor['trained_mlp_accuracy']:.2f}. "
                   f"FGSM at L∞ ε={fgsm['attack']['eps_linf']}: accuracy {fgsm['clean_accuracy']:.2f} → "
@@ -387,35 +474,25 @@ def claim_classics(out: Path, results: dict) -> dict:
                    "off_manifold_part_drop": fgsm["off_manifold_part_accuracy_drop"],
                    "on_manifold_part_drop": fgsm["on_manifold_part_accuracy_drop"],
                    "off_manifold_energy_fraction": fgsm["attack"]["off_manifold_energy_fraction"]},
-                  _png(out, xor.get("plots", []) + fgsm.get("plots", [])), "classics/",
-                  "reproduced if XOR needs the hidden layer, FGSM drops accuracy by > 0.1 while random noise of the "
-                  "same size drops it by < 0.05, and the off-manifold part of the perturbation does more damage than "
-                  "the on-manifold part; partly if only XOR or only the attack holds")
+                  _png(out, xor.get("plots", []) + fgsm.get("plots", [])), "classics/")
 
 
 def claim_grokking(out: Path, results: dict) -> dict:
     r = _ok(results, "grokking")
     if not r:
-        return _not_run("grokking", "the grokking experiment did not run")
+        return _not_run("grokking", "the grokking experiment did not run", "others")
     test_then = r.get("test_acc_when_train_reached_99") or 0.0
-    return _claim("grokking", "reproduced" if r.get("grokked") else "not reproduced at this scale",
+    return _claim("grokking", R.grokking_rule(bool(r.get("grokked"))),
                   f"Modular addition (p={r['config']['p']}): train accuracy reaches 99% at epoch "
                   f"{r.get('epoch_train_acc_99')} (test accuracy then {test_then:.3f}); "
                   f"test accuracy passes 50% at epoch {r.get('epoch_test_acc_50')} and 95% at "
                   f"{r.get('epoch_test_acc_95')}.",
                   {k: r.get(k) for k in ("epoch_train_acc_99", "epoch_test_acc_50", "epoch_test_acc_95",
                                          "final_test_acc")},
-                  _png(out, r.get("plots")), "grokking/verdicts.json",
-                  "reproduced if the experiment's own criterion (test accuracy rises long after train accuracy "
-                  "saturates) holds")
+                  _png(out, r.get("plots")), "grokking/verdicts.json")
 
 
 # ------------------------------------------------------------------------------------------ assembly
-
-
-def get_sweep_rows(out: Path) -> list[dict]:
-    path = out / "sweep" / "sweep.json"
-    return sorted(json.loads(path.read_text())["rows"], key=lambda r: r["params"]) if path.exists() else []
 
 
 def model_cards(out: Path, rows: list[dict]) -> list[dict]:
@@ -423,8 +500,8 @@ def model_cards(out: Path, rows: list[dict]) -> list[dict]:
     for r in rows:
         run = out / "sweep" / "runs" / r["run"]
         summary = json.loads((run / "summary.json").read_text())
-        cards.append({"name": f"pretrain {r['size']}", "params": r["params"], "tokens": r["tokens"],
-                      "flops": r["flops"], "train_seconds": summary["train_seconds"],
+        cards.append({"name": f"pretrain {r['size']} seed {r.get('seed', 0)}", "params": r["params"],
+                      "tokens": r["tokens"], "flops": r["flops"], "train_seconds": summary["train_seconds"],
                       "tokens_per_s": r["tokens"] / max(summary["train_seconds"], 1e-9),
                       "val_loss": r["val_loss"], "run_dir": os.path.relpath(run, out)})
     return cards
@@ -470,13 +547,15 @@ def build_report(out: Path, profile: str, results: dict) -> dict:
     from emergelab.report import render_report, validate_report
 
     rows = get_sweep_rows(out)
+    inputs = _read_json(out / "verdict_inputs" / "inputs.json")
     claims = [
-        claim_transformer(out, results), claim_lm(out, rows), claim_scaling(out, results),
-        claim_emergence(out, results), claim_icl(out, results, rows), claim_syllogisms(out, rows),
+        claim_transformer(out, results), claim_lm(out, rows), claim_scaling(out, rows, inputs),
+        claim_emergence(out, rows, profile), claim_icl(out, results, rows), claim_syllogisms(out, rows, inputs),
         claim_cot(out, results, rows),
         _not_run("r1", "the full R1 recipe (cold-start SFT → GRPO → rejection sampling → SFT → GRPO with a "
-                       "reward model) is not part of the demo's time budget: run `emergelab recipe r1 --init RUN`"),
-        claim_r1_zero(out, results), claim_tts(out, results), claim_distill(out, results),
+                       "reward model) is not part of the demo's time budget: run `emergelab recipe r1 --init RUN`",
+                 "r1_zero"),
+        claim_r1_zero(out, results, inputs), claim_tts(out, results), claim_distill(out, results),
         claim_attention(out, results), claim_classics(out, results), claim_grokking(out, results),
     ]
     seconds = sum(r.get("seconds", 0) for r in results.values() if isinstance(r, dict))
@@ -489,7 +568,7 @@ def build_report(out: Path, profile: str, results: dict) -> dict:
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "cores": os.cpu_count()},
         "wall_seconds": seconds, "claims": claims, "model_cards": model_cards(out, rows),
-        "s_curves": s_curves(out, rows, results),
+        "s_curves": s_curves(out, rows, results), "rules_version": RULES_VERSION,
         "profile_note": get_profile(profile).get("expected", ""),
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))

@@ -20,9 +20,8 @@ from emergelab.report.schema import CLAIMS, load_report, png_problem, validate_r
 
 VERDICT_COLOURS = {  # verdict -> badge background
     "reproduced": "#2e7d32",
-    "partly": "#b26a00",
-    "not reproduced at this scale": "#6d4c41",
-    "mirage": "#6a1b9a",
+    "inconclusive": "#b26a00",
+    "not reproduced": "#6d4c41",
     "not run": "#9e9e9e",
 }
 CARD_COLUMNS = [("name", "model"), ("params", "params"), ("tokens", "tokens"), ("flops", "FLOPs"),
@@ -141,6 +140,11 @@ def _claim_section(claim: dict[str, Any], out_dir: Path) -> str:
         parts += [_image(out_dir, p) for p in plots if isinstance(p, str)]
     if claim.get("source"):
         parts.append(f'<p class="meta">numbers from <code>{escape(str(claim["source"]))}</code></p>')
+    rule = claim.get("rule")
+    if isinstance(rule, dict) and rule.get("doc"):
+        href = str(rule.get("url") or rule["doc"])
+        parts.append(f'<p class="meta">verdict rule (v{escape(str(rule.get("version", "?")))}): '
+                     f'<a href="{escape(href)}">{escape(str(rule["doc"]))}</a></p>')
     return "\n".join([*parts, "</section>"])
 
 

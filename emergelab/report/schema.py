@@ -2,7 +2,8 @@
 
 report.json (paths relative to the report's directory):
     title, profile, created, machine {cpu, threads, torch}, wall_seconds,
-    claims: [{id, title, claim, seeds, verdict, summary, numbers, plots, details?, source?}],
+    claims: [{id, title, claim, seeds, verdict, summary, numbers, plots, details?, source?,
+              rule?: {id, version, doc, url}}],   (rule: the claim's section of docs/verdicts.md)
     model_cards: [{name, params, tokens, flops, train_seconds, tokens_per_s, val_loss, run_dir}],
     s_curves: {pretrain: {flops, loss}, rl: {flops, accuracy}, tts: {flops, accuracy}},
     links: {serve?}
@@ -37,7 +38,8 @@ CLAIMS: dict[str, str] = {
     "classics": "XOR needs a hidden layer; adversarial directions lie off the data manifold",
     "grokking": "Grokking: generalisation arrives long after memorisation",
 }
-VERDICTS = ("reproduced", "partly", "not reproduced at this scale", "mirage", "not run")
+# docs/verdicts.md: what each means and the rule of every claim
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not run")
 TOP_KEYS = ("title", "profile", "created", "machine", "wall_seconds", "claims", "model_cards", "s_curves")
 CLAIM_KEYS = ("id", "title", "claim", "verdict", "summary", "numbers", "plots")
 CARD_KEYS = ("name", "params", "tokens", "flops", "train_seconds", "tokens_per_s", "val_loss")

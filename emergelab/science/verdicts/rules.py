@@ -74,8 +74,8 @@ def lm_rule(val_losses: Mapping[str, Sequence[float]], ln_vocab: float) -> Verdi
 def scaling_rule(alpha: float, alpha_ci: tuple[float, float], predicted: float, observed: float,
                  n_fit: int) -> Verdict:
     """The law fitted without the largest run predicts it within SCALING_MAX_ERROR, and α's interval is > 0."""
-    if n_fit < 3 or not all(math.isfinite(v) for v in (alpha, predicted, observed)):
-        return Verdict(NOT_RUN, f"{n_fit} runs to fit (need ≥ 3 plus the held-out largest)", "scaling")
+    if n_fit < 4 or not all(math.isfinite(v) for v in (alpha, predicted, observed)):
+        return Verdict(NOT_RUN, f"{n_fit} runs to fit (need ≥ 4 plus the held-out largest)", "scaling")
     err = abs(predicted - observed) / observed
     numbers = {"alpha": alpha, "alpha_ci": list(alpha_ci), "predicted_largest": predicted,
                "observed_largest": observed, "relative_error": err}
@@ -94,6 +94,8 @@ def emergence_rule(abilities: Mapping[str, Mapping]) -> Verdict:
     """Abilities judged by `emergence.analyse_ability` (`emergent`, `mirage`, `seeds_agree`) → one verdict."""
     if not abilities:
         return Verdict(NOT_RUN, "no ability was scored at several sizes", "emergence")
+    if all(v.get("emergent") is None for v in abilities.values()):
+        return Verdict(NOT_RUN, "too few sizes to tell a step from a trend (the step test needs ≥ 4)", "emergence")
     emergent = [a for a, v in abilities.items() if v.get("emergent")]
     real = [a for a in emergent if v_is(abilities[a], "mirage", False)]
     mirages = [a for a in emergent if v_is(abilities[a], "mirage", True)]
@@ -286,10 +288,10 @@ def tts_rule(greedy: Sequence[float], settings: Mapping[str, Sequence[float]]) -
     return Verdict(INCONCLUSIVE if d >= SIZEABLE else NOT_REPRODUCED, text, "tts", numbers)
 
 
-def distill_rule(student_base: float, distilled: Sequence[float], rl: Sequence[float], matched: bool) -> Verdict:
-    """Per-item correctness of the distilled and the RL student on the same items; `matched`: same lr grid
-    chosen on a validation split and matched tokens."""
-    d, lo, hi = paired_diff_interval([distilled], [rl])
+def distill_rule(student_base: float, gain: tuple[float, float, float], matched: bool) -> Verdict:
+    """`gain`: distilled − RL student accuracy with its 95% interval (paired on items when recorded);
+    `matched`: both arms chose their lr from the same grid on a validation split, at matched tokens."""
+    d, lo, hi = gain
     numbers = {"student_base": student_base, "distilled_minus_rl": d, "distilled_minus_rl_ci": [lo, hi]}
     text = f"distilled − RL student {d:+.2f} [{lo:+.2f}, {hi:+.2f}]; student before either arm {student_base:.2f}"
     if not matched:
