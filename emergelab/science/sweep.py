@@ -39,6 +39,7 @@ import csv
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,11 @@ def _read_json(path: Path) -> Any | None:
         return None
 
 
-def run_one(recipe_dict: dict, run: dict, run_dir: str, corpus: str) -> dict:
-    """Train (or resume, or skip) one run and score it; returns its table row. Safe to call again after a kill."""
+def run_one(recipe_dict: dict, run: dict, run_dir: str, corpus: str, data_dir: str | None = None) -> dict:
+    """Train (or resume, or skip) one run and score it; returns its table row. Safe to call again after a kill.
+
+    `data_dir`: the sweep's one preparation of the tokenizer and token files for this run's data settings
+    (`prepare_shared_data`), copied in instead of tokenizing the corpus again."""
     from emergelab.runs import latest_checkpoint
     from emergelab.threads import set_torch_threads
     from emergelab.train.pretrain import pretrain
@@ -170,8 +174,14 @@ def run_one(recipe_dict: dict, run: dict, run_dir: str, corpus: str) -> dict:
     if summary is None:
         resume = latest_checkpoint(run_dir_p) is not None
         # a killed run continues from its latest checkpoint with its saved config
-        summary = pretrain(None, run_dir_p, [], resume=True) if resume else \
-            pretrain(None, run_dir_p, _overrides(recipe, run, corpus))
+        if resume:
+            summary = pretrain(None, run_dir_p, [], resume=True)
+        else:
+            if data_dir:
+                run_dir_p.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(data_dir) / "tokenizer.json", run_dir_p / "tokenizer.json")
+                shutil.copytree(Path(data_dir) / "data", run_dir_p / "data", dirs_exist_ok=True)
+            summary = pretrain(None, run_dir_p, _overrides(recipe, run, corpus), data_ready=bool(data_dir))
     evaluation = _read_json(run_dir_p / "sweep_eval.json")
     if evaluation is None:
         evaluation = evaluate_run(run_dir_p, recipe.eval)
@@ -249,7 +259,8 @@ def run_sweep(recipe: Recipe | str | Path | dict, out_dir: str | Path, jobs: int
     pending = sum(not _finished(d) for d in dirs)
     par = choose(jobs, threads or recipe.threads, n_tasks=max(pending, 1), device=_device(recipe))
     recipe_dict = {**dataclasses.asdict(recipe), "threads": par.threads}
-    args = [(recipe_dict, run, str(d), corpus) for run, d in zip(grid, dirs)]
+    data = prepare_shared_data(recipe, grid, corpus, out_dir) if pending else {}
+    args = [(recipe_dict, run, str(d), corpus, data.get(run["name"])) for run, d in zip(grid, dirs)]
     if backend == "ray":
         rows = _run_ray(args)
     elif backend != "local":
@@ -257,6 +268,29 @@ def run_sweep(recipe: Recipe | str | Path | dict, out_dir: str | Path, jobs: int
     else:
         rows = _run_local(args, par.jobs, SweepProgress(dirs, f"sweep ×{par.jobs} jobs", progress))
     return write_tables(rows, out_dir, recipe)
+
+
+def prepare_shared_data(recipe: Recipe, grid: list[dict], corpus: str, out_dir: Path) -> dict[str, str]:
+    """Tokenize the corpus once per distinct data setting of the grid's runs (OUT/prepared/<hash>/);
+    returns run name → prepared folder. Every run used to tokenize the whole corpus itself."""
+    import dataclasses
+    import hashlib
+
+    from emergelab.config import load_pretrain_config
+    from emergelab.train.pretrain import prepare_data
+
+    out: dict[str, str] = {}
+    for run in grid:
+        cfg = load_pretrain_config(None, _overrides(recipe, run, corpus))
+        key = hashlib.sha256(json.dumps(dataclasses.asdict(cfg.data), sort_keys=True).encode()).hexdigest()[:12]
+        folder = out_dir / "prepared" / key
+        if not (folder / "done").exists():  # written last: present = complete
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            prepare_data(cfg, folder)
+            (folder / "done").write_text(json.dumps(dataclasses.asdict(cfg.data), indent=1))
+        out[run["name"]] = str(folder)
+    return out
 
 
 def _device(recipe: Recipe) -> str:

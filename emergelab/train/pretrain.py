@@ -111,8 +111,11 @@ def prepare_data(cfg: PretrainConfig, out_dir: Path) -> None:
 
 
 def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overrides: list[str] | None = None,
-             resume: bool = False, allow_restart: bool = False) -> dict:
+             resume: bool = False, allow_restart: bool = False, data_ready: bool = False) -> dict:
     """Run (or resume) pretraining into `out_dir`; returns the run summary (also `summary.json`).
+
+    `data_ready`: out_dir already holds tokenizer.json and data/ made by `prepare_data` with the same data
+    settings (a sweep prepares them once and copies them into every run).
 
     Every input is validated before the first write into `out_dir`, so a failed command leaves a run as it was.
     """
@@ -139,18 +142,9 @@ def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overr
     data_dir = out_dir / "data"
     if world.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if resume and (out_dir / "tokenizer.json").exists() and (data_dir / "meta.json").exists():
-            tokenizer = Tokenizer.load(out_dir / "tokenizer.json")
-        else:
-            train_text, val_text = read_corpus_texts(cfg.data.corpus, cfg.data.text_files, cfg.data.val_fraction)
-            tokenizer = build_tokenizer(cfg.data.tokenizer, train_text, val_text, cfg.data.bpe_vocab_size)
-            tokenizer.save(out_dir / "tokenizer.json")
-            prepared = TokenData.prepare(tokenizer, train_text, val_text, data_dir)
-            if cfg.data.loss_on == "answers":
-                from emergelab.tasks.corpus import answer_mask
-
-                for split, ids in (("train", prepared.train), ("val", prepared.val)):
-                    TokenData.write_mask(data_dir, split, answer_mask(np.asarray(ids), tokenizer))
+        if not ((resume or data_ready) and (out_dir / "tokenizer.json").exists() and
+                (data_dir / "meta.json").exists()):
+            prepare_data(cfg, out_dir)
     barrier(world)
     tokenizer = Tokenizer.load(out_dir / "tokenizer.json")
     data = TokenData.open(data_dir)
