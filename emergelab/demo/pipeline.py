@@ -23,7 +23,8 @@ def _sweep_recipe(p: dict) -> dict:
     overrides["train.ckpt_every"] = pre["max_steps"]
     overrides.pop("train.max_steps")
     return {"corpus_recipe": p["corpus"], "sizes": p["sizes"], "steps": [pre["max_steps"]], "seeds": p["seeds"],
-            "pretrain": overrides, "eval": {"n": p["eval_n"], "seed": 0, "abilities": ABILITIES}}
+            "budget_grid": p.get("budget_grid"), "pretrain": overrides,
+            "eval": {"n": p["eval_n"], "seed": 0, "abilities": ABILITIES}}
 
 
 def sections(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -71,6 +72,12 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
         layout = DemoLayout(out)
         result = run_recipe("r1-zero", layout.strongest_run(), layout.r1_zero, sections(p["rl"]))
         return {**result, "paths": {"recipe": str(layout.r1_zero_recipe), "rl_run": str(layout.rl_run)}}
+
+    def r1(out: Path, _: dict) -> dict:
+        from emergelab.rl.recipes import run_recipe
+
+        layout = DemoLayout(out)
+        return run_recipe("r1", layout.strongest_run(), layout.stage_dir("r1"), sections(p["r1"]))
 
     def tts(out: Path, _: dict) -> dict:
         from emergelab.eval.tts import test_time_scaling
@@ -120,7 +127,9 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
 
         return build_report(out, profile_name, results)
 
-    scale = {"tiny": 0.1, "quick": 1.0, "gpu": 1.0}[profile_name]
+    scale = {"tiny": 0.1}.get(profile_name, 1.0)
+    # the four-stage R1 recipe (full, gpu): OUT/r1, after R1-Zero
+    r1_stage = [Stage("r1", r1, 240 * scale, "r1")] if p.get("r1") else []
     return [
         Stage("sweep", sweep, p["sweep_estimate_s"], "sweep", resumable=True),
         Stage("analysis", analysis, 30 * scale),
@@ -128,6 +137,7 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
         Stage("grokking", experiment("grokking", "grokking"), 120 * scale, "grokking"),
         Stage("classics", classics, 20 * scale, "classics"),
         Stage("r1_zero", r1_zero, 240 * scale, "r1_zero"),
+        *r1_stage,
         Stage("tts", tts, 60 * scale, "tts"),
         Stage("distill", distill, 120 * scale, "distill"),
         Stage("cot_bridge", experiment("cot-bridge", "cot_bridge",
