@@ -136,14 +136,14 @@ def test_length_buckets_cover_every_row_once_and_are_optimal():
 
 
 def test_length_buckets_give_the_update_of_one_padded_batch(tmp_path, monkeypatch):
-    import emergelab.rl.trainer as trainer
+    import emergelab.rl.step as step
 
     base = _base_run(tmp_path)
     params = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matmuls on a loaded machine are slower with more threads
     for overhead in (10**9, 0):  # one batch padded to the longest row vs. one micro-batch per length
-        monkeypatch.setattr(trainer, "BUCKET_OVERHEAD", {"cpu": overhead, "cuda": overhead})
+        monkeypatch.setattr(step, "BUCKET_OVERHEAD", {"cpu": overhead, "cuda": overhead})
         cfg = RLConfig(task=f"{__file__}:IsSmall", steps=2, prompts_per_step=8, group_size=8, max_new_tokens=6,
                        lr=1e-2, loss_agg="token", adv_scale="group", beta=0.05, mu=2, eval_every=100, eval_n=4,
                        progress=False)

@@ -32,20 +32,14 @@ import torch
 from tqdm import tqdm
 
 from emergelab.config import load, to_dict, write_yaml
-from emergelab.data.chat import MAX_NEW_TOKENS, TEMPLATES, encode_prompt, render_prompt
+from emergelab.data.chat import MAX_NEW_TOKENS, TEMPLATES
 from emergelab.errors import UserError
 from emergelab.eval.completions import complete_and_verify, task_prompts
-from emergelab.eval.metrics import pass_at_k
-from emergelab.rl.grpo import GRPOLossConfig, group_advantages, grpo_loss, validate_batch_shape
-from emergelab.rl.metrics import completion_stats, mean_or_nan
-from emergelab.rl.rewards import Sample, build_rewards, combine
-from emergelab.rl.rollout import (
-    LocalBackend,
-    RolloutBackend,
-    length_buckets,
-    pack_sequences,
-    sequence_logprobs,
-)
+from emergelab.rl.grpo import GRPOLossConfig, validate_batch_shape
+from emergelab.rl.metrics import completion_stats
+from emergelab.rl.rewards import build_rewards
+from emergelab.rl.rollout import LocalBackend, RolloutBackend
+from emergelab.rl.step import Rollout, policy_update, rollout, step_record
 from emergelab.runs import (
     RunDir,
     latest_checkpoint,
@@ -59,10 +53,6 @@ from emergelab.tasks.base import Example, Task
 from emergelab.tasks.registry import get_task
 from emergelab.train.loop import MetricsLog
 from emergelab.train.optim import make_optimizer
-
-# The fixed cost of one more forward/backward micro-batch, in tokens (`length_buckets`); measured on
-# the CPU (1M model, 16×8 × ≤64 tokens: 0.91 s → 0.29 s per forward+backward); on GPUs padding is cheap.
-BUCKET_OVERHEAD = {"cpu": 64, "cuda": 8192}
 
 
 @dataclasses.dataclass
@@ -206,6 +196,71 @@ def resume_grpo(out_dir: str | Path, overrides: list[str] | None = None,
     return train_grpo(cfg, raw["init"], out_dir, backend, resume=True)
 
 
+def _open_run(out_dir: Path, init: str | Path, resume: bool) -> tuple[Path, dict] | None:
+    """The checkpoint to resume from (None: start at step 0), after checking `out_dir` suits the request."""
+    if not resume:
+        RunDir(out_dir).ensure_new(hint=f"continue it with `emergelab rl --resume {out_dir}` or choose a new "
+                                        "directory")
+        return None
+    saved = _saved_rl_run(out_dir)
+    if Path(saved["init"]).resolve() != Path(init).resolve():
+        raise UserError(f"resume: {out_dir} was started from --init {saved['init']}, not {init}")
+    for stale in (out_dir / "checkpoints").glob(".tmp-*"):  # left by a killed save: never valid
+        shutil.rmtree(stale, ignore_errors=True)
+    found = latest_checkpoint(out_dir)
+    if found is not None and found[1].get("kind") != "rl":
+        raise UserError(f"--resume {out_dir}: its checkpoint is not an RL checkpoint")
+    return found
+
+
+def _load_policy(init: str | Path, init_step: int, device: torch.device):
+    try:
+        return load_model(init, device=str(device), step=init_step)[:2]
+    except UserError as e:
+        raise UserError(f"--init {init}: its checkpoint step {init_step}, the start of this RL run, is "
+                        f"gone or damaged ({e})") from e
+
+
+def _restore(found: tuple[Path, dict] | None, model, opt, backend: RolloutBackend, logs: list[Path]) -> int:
+    """Load a resumed run's policy, optimizer and RNG states and cut its logs back; the step to start at."""
+    if found is None:
+        for p in logs:
+            p.unlink(missing_ok=True)
+        return 0
+    ckpt, meta = found
+    load_checkpoint_into(ckpt, model, opt, meta)
+    start = int(meta["step"])
+    torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+    if "cuda_rng" in meta and torch.cuda.is_available():
+        torch.cuda.set_rng_state(torch.tensor(meta["cuda_rng"], dtype=torch.uint8))
+    backend.sync_weights(model)
+    for p in logs:  # records past the checkpoint are redone
+        MetricsLog(p, True).truncate_after(start)
+    return start
+
+
+def _rewards(cfg: RLConfig, task: Task, device: torch.device) -> dict:
+    reward_model = None
+    if cfg.reward_model:
+        from emergelab.rl.reward_model import reward_model_fn
+
+        reward_model = reward_model_fn(cfg.reward_model, device=str(device))
+    return build_rewards(cfg.rewards, task, cfg.max_new_tokens, cfg.length_cache, reward_model)
+
+
+def _log_samples(path: Path, step: int, ro: Rollout, n: int) -> None:
+    with open(path, "a") as f:
+        for s, r in list(zip(ro.samples, ro.totals))[:n]:
+            f.write(json.dumps({"step": step, "prompt": s.prompt, "completion": s.completion, "reward": r}) + "\n")
+
+
+def _save(out_dir: Path, step: int, model, opt, init_step: int, base: dict) -> None:
+    state = {"kind": "rl", "init_step": init_step, "base": base, "torch_rng": torch.get_rng_state().tolist()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state().tolist()
+    save_checkpoint(out_dir, step, model, opt, state)
+
+
 def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: RolloutBackend | None = None,
                resume: bool = False) -> dict:
     """Run GRPO from the policy in run directory `init`; returns the last metrics record.
@@ -214,26 +269,10 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
     step 0 if it crashed before the first one)."""
     cfg.validate()
     out_dir = Path(out_dir)
-    found = None
-    if resume:
-        saved = _saved_rl_run(out_dir)
-        if Path(saved["init"]).resolve() != Path(init).resolve():
-            raise UserError(f"resume: {out_dir} was started from --init {saved['init']}, not {init}")
-        for stale in (out_dir / "checkpoints").glob(".tmp-*"):  # left by a killed save: never valid
-            shutil.rmtree(stale, ignore_errors=True)
-        found = latest_checkpoint(out_dir)
-        if found is not None and found[1].get("kind") != "rl":
-            raise UserError(f"--resume {out_dir}: its checkpoint is not an RL checkpoint")
-    else:
-        RunDir(out_dir).ensure_new(hint=f"continue it with `emergelab rl --resume {out_dir}` or choose a new "
-                                        "directory")
+    found = _open_run(out_dir, init, resume)
     device = resolve_device(cfg.device)
     init_step = int(found[1]["init_step"]) if found else _init_step(init)
-    try:
-        model, tok, _ = load_model(init, device=str(device), step=init_step)
-    except UserError as e:
-        raise UserError(f"--init {init}: its checkpoint step {init_step}, the start of this RL run, is "
-                        f"gone or damaged ({e})") from e
+    model, tok = _load_policy(init, init_step, device)
     task = get_task(cfg.task)
     if found is None:
         RunDir(out_dir).prepare(init, "rl", to_dict(cfg), {"init_step": init_step})
@@ -241,12 +280,7 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
         write_yaml({**read_run_config(out_dir), "rl": to_dict(cfg)}, out_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
 
-    reward_model = None
-    if cfg.reward_model:
-        from emergelab.rl.reward_model import reward_model_fn
-
-        reward_model = reward_model_fn(cfg.reward_model, device=str(device))
-    rewards = build_rewards(cfg.rewards, task, cfg.max_new_tokens, cfg.length_cache, reward_model)
+    rewards = _rewards(cfg, task, device)
     # frozen π_ref: the initial policy (only needed for the KL term or for logging the KL); copied before
     # a resumed run's weights are loaded, so it is the init checkpoint in both cases
     ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 or cfg.log_kl else None
@@ -258,140 +292,41 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
     shots = task.shots_for(eval_set[0], cfg.shots, seed=cfg.seed) if cfg.shots else []
     log = MetricsLog(out_dir / "metrics.jsonl", True)
     samples_path = out_dir / "samples.jsonl"
-    start = 0
-    if found is not None:
-        ckpt, meta = found
-        load_checkpoint_into(ckpt, model, opt, meta)
-        start = int(meta["step"])
-        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
-        if "cuda_rng" in meta and torch.cuda.is_available():
-            torch.cuda.set_rng_state(torch.tensor(meta["cuda_rng"], dtype=torch.uint8))
-        backend.sync_weights(model)
-        for p in (out_dir / "metrics.jsonl", samples_path):  # records past the checkpoint are redone
-            MetricsLog(p, True).truncate_after(start)
-    else:
-        for p in (out_dir / "metrics.jsonl", samples_path):
-            p.unlink(missing_ok=True)
+    start = _restore(found, model, opt, backend, [out_dir / "metrics.jsonl", samples_path])
 
-    def run_eval(step: int) -> dict:
+    def run_eval() -> dict:
         return evaluate_policy(backend, tok, task, eval_set, cfg.template, cfg.max_new_tokens,
                                cfg.eval_temperature, seed=cfg.seed + 1)[0]
 
     if found is not None:
         base = found[1]["base"]
     else:
-        base = run_eval(0)
+        base = run_eval()
         log.write({"step": 0, **base, "self_check_base": base["val_self_check_rate"]})
-    self_check_base = base["val_self_check_rate"]
     last: dict = {}
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"rl {out_dir.name}", unit="step",
                disable=not _progress(cfg))
-    P, G = cfg.prompts_per_step, cfg.group_size
     for step in bar:
         t0 = time.perf_counter()
-        examples = stream.batch(step, P)
-        prompt_texts = [render_prompt(task, ex, cfg.template, shots) for ex in examples]
-        prompt_ids = [encode_prompt(tok, t) for t in prompt_texts]
+        examples = stream.batch(step, cfg.prompts_per_step)
         model.eval()
-        checked = complete_and_verify(backend, tok, task, examples, prompt_ids, max_new_tokens=cfg.max_new_tokens,
-                                      temperature=cfg.temperature, top_p=cfg.top_p,
-                                      seed=cfg.seed * 1_000_003 + step, num_samples=G)
-        validate_batch_shape(P, G, len(checked))
-        t_gen = time.perf_counter() - t0
-        comps = [c.completion for c in checked]
-        texts = [c.text for c in checked]
-        verdicts = [c.verdict for c in checked]
-        samples = [Sample(c.example, prompt_texts[c.completion.prompt_index], c.text, c.completion.finish_reason,
-                          len(c.completion.tokens)) for c in checked]
-        totals, components = combine(rewards, samples)
-        R = torch.tensor(totals, dtype=torch.float32).view(P, G)
-        adv = group_advantages(R, cfg.adv_scale).flatten().to(device)
-
-        idx, targets, mask = pack_sequences([prompt_ids[c.prompt_index] for c in comps],
-                                            [c.tokens for c in comps], tok.pad_id or 0)
-        idx, targets, mask = idx.to(device), targets.to(device), mask.to(device)
-        # Every group has zero reward variance (all advantages 0) and β = 0: the batch carries no learning
-        # signal. Skip the optimizer step, because AdamW would otherwise keep moving the weights along its
-        # momentum from earlier batches, a drift that no reward asked for.
-        no_signal = bool((adv == 0).all()) and cfg.beta == 0
-        N, n_tok = idx.shape[0], int(mask.sum())
-        # micro-batches of similar length, each trimmed to its longest row (no forward on padding)
-        lengths = [len(prompt_ids[c.prompt_index]) + len(c.tokens) - 1 for c in comps]
-        chunks = [(r.to(device), s) for r, s in length_buckets(
-            lengths, cfg.micro_batch, BUCKET_OVERHEAD.get(device.type, BUCKET_OVERHEAD["cuda"]))]
-        # the first scored position of a micro-batch: its shortest prompt's last token (no logits before it)
-        prompt_lens = [len(prompt_ids[c.prompt_index]) for c in comps]
-        starts = [min(prompt_lens[i] for i in r.tolist()) - 1 for r, _ in chunks]
-        # each distinct prompt of a micro-batch runs once, not once per sample (prefix sharing)
-        chunk_prompts = [[prompt_lens[i] for i in r.tolist()] for r, _ in chunks]
-        with torch.no_grad():
-            ref_logp = [sequence_logprobs(ref, idx[r, :s], targets[r, :s], start=b, prompt_lens=pl)[0]
-                        if ref is not None else None for (r, s), b, pl in zip(chunks, starts, chunk_prompts)]
-        model.train()
-        old_logp: list[torch.Tensor] = []
-        ent_sum = 0.0
-        for it in range(cfg.mu):
-            opt.zero_grad(set_to_none=True)
-            loss_sum, stat_sums = 0.0, {}
-            for j, (r, s) in enumerate(chunks):
-                m = mask[r, :s]
-                with torch.set_grad_enabled(not no_signal):  # no signal: the gradient is 0, skip its backward
-                    logp, ent = sequence_logprobs(model, idx[r, :s], targets[r, :s], with_entropy=it == 0,
-                                                  start=starts[j], prompt_lens=chunk_prompts[j])
-                if it == 0:
-                    old_logp.append(logp.detach())
-                    ent_sum += float((ent * m).sum())
-                loss, st = grpo_loss(logp, old_logp[j], adv[r], m, loss_cfg, ref_logp[j], N, n_tok)
-                if not no_signal:
-                    loss.backward()  # micro-batch losses sum to the full-batch loss (global N, n_tok)
-                loss_sum += loss.item()
-                w = float(m.sum()) / max(n_tok, 1)
-                for k, v in st.items():
-                    stat_sums[k] = stat_sums.get(k, 0.0) + w * v
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-            if no_signal:
-                continue  # see below: Adam's momentum would still move the policy on a zero gradient
-            opt.step()
-        stats = stat_sums
-        loss = torch.tensor(loss_sum)
-        if not torch.isfinite(loss):
-            raise UserError(f"rl: loss became {float(loss)} at step {step} — lower rl.lr")
+        ro = rollout(backend, tok, task, examples, shots, cfg, step, rewards)
+        up = policy_update(model, ref, opt, ro, cfg, loss_cfg, device, tok.pad_id or 0)
+        if not torch.isfinite(up.loss):
+            raise UserError(f"rl: loss became {float(up.loss)} at step {step} — lower rl.lr")
         backend.sync_weights(model)
-
-        scores = [v.score for v in verdicts]
-        correct_per_group = [sum(s >= 1.0 for s in scores[g * G:(g + 1) * G]) for g in range(P)]
-        record = {
-            "step": step + 1, "loss": loss.item(), "lr": cfg.lr, "grad_norm": float(grad_norm),
-            "reward": mean_or_nan(totals),
-            **{f"reward_{n}": mean_or_nan([x for x in v if x is not None]) for n, v in components.items()},
-            **completion_stats(texts, scores, [v.format for v in verdicts], [len(c.tokens) for c in comps],
-                               [c.finish_reason for c in comps]),
-            "pass_at_1": mean_or_nan([pass_at_k(G, c, 1) for c in correct_per_group]),
-            f"pass_at_{G}": mean_or_nan([pass_at_k(G, c, G) for c in correct_per_group]),
-            "zero_var_frac": float((R.std(dim=1) == 0).float().mean()),
-            "entropy": ent_sum / max(n_tok, 1),
-            "self_check_base": self_check_base, "skipped": int(no_signal),
-            "step_s": time.perf_counter() - t0, "gen_s": t_gen,
-            **stats,
-        }
+        record = step_record(step, cfg, ro, up, base["val_self_check_rate"], t0)
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             model.eval()
-            record.update(run_eval(step + 1))
+            record.update(run_eval())
         log.write(record)
         last = record
         if (step + 1) % cfg.sample_every == 0 or step == 0:
-            with open(samples_path, "a") as f:
-                for s, r in list(zip(samples, totals))[: cfg.samples_logged]:
-                    f.write(json.dumps({"step": step + 1, "prompt": s.prompt, "completion": s.completion,
-                                        "reward": r}) + "\n")
+            _log_samples(samples_path, step + 1, ro, cfg.samples_logged)
         bar.set_postfix(reward=f"{record['reward']:.2f}", acc=f"{record['accuracy']:.2f}",
                         len=f"{record['len_mean']:.0f}")
         if (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0) or step + 1 == cfg.steps:
-            state = {"kind": "rl", "init_step": init_step, "base": base,
-                     "torch_rng": torch.get_rng_state().tolist()}
-            if torch.cuda.is_available():
-                state["cuda_rng"] = torch.cuda.get_rng_state().tolist()
-            save_checkpoint(out_dir, step + 1, model, opt, state)
+            _save(out_dir, step + 1, model, opt, init_step, base)
     bar.close()
     if not last:  # resumed a finished run: report its last record
         last = json.loads((out_dir / "metrics.jsonl").read_text().splitlines()[-1])
