@@ -136,6 +136,30 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.
     return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin_signed
 
 
+DOC_BLOCK = 32  # query rows per attention call under document masking (fastest of 32/64/256 at T=256, 1 thread)
+
+
+def doc_mask_blocks(doc_ids: torch.Tensor, first: torch.Tensor, size: int = DOC_BLOCK
+                    ) -> list[tuple[int, int, int, torch.Tensor]]:
+    """Document-masked causal attention as query blocks [a, b) that read keys [lo, b) only.
+
+    A query attends to keys of its own document, which starts at `first` (B, T); keys before the
+    earliest document start of a block's first query (over the batch) are masked for every row of the
+    block, so they are left out of the call rather than computed and discarded. Each block carries its
+    (B, 1, b − a, b − lo) mask. With packed documents much shorter than the row, attention's cost falls
+    from T² towards T × (longest document) — 2–3× less forward+backward time at T=256 (width 16, 4 heads).
+    """
+    B, T = doc_ids.shape
+    t = torch.arange(T, device=doc_ids.device)
+    lows = first[:, ::size].min(dim=0).values.tolist()
+    blocks = []
+    for a, lo in zip(range(0, T, size), lows):
+        b = min(T, a + size)
+        m = (t[None, lo:b] <= t[a:b, None]) & (doc_ids[:, a:b, None] == doc_ids[:, None, lo:b])
+        blocks.append((a, b, lo, m[:, None]))
+    return blocks
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -162,6 +186,10 @@ class Attention(nn.Module):
                 scores = scores.masked_fill(~mask, float("-inf"))
             att = scores.float().softmax(-1).to(q.dtype)
             y = att @ vr
+        elif isinstance(mask, list):  # document masking in query blocks (see `doc_mask_blocks`)
+            att = None
+            y = torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, lo:b], v[:, :, lo:b], attn_mask=m,
+                                                          enable_gqa=H != Hkv) for a, b, lo, m in mask], dim=2)
         else:
             att = None
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
@@ -350,8 +378,12 @@ class GPT(nn.Module):
             first = torch.where(starts, t, 0).cummax(dim=1).values  # index where each token's document starts
             rope_pos = t - first  # (B, T)
             cos, sin = self._rope_at(rope_pos)
-            mask = (t[None, :] <= t[:, None]) & (doc_ids[:, :, None] == doc_ids[:, None, :])
-            mask, is_causal = mask[:, None], False  # (B, 1, T, T)
+            if return_attention:
+                mask = (t[None, :] <= t[:, None]) & (doc_ids[:, :, None] == doc_ids[:, None, :])
+                mask = mask[:, None]  # (B, 1, T, T)
+            else:
+                mask = doc_mask_blocks(doc_ids, first)
+            is_causal = False
         elif pad_lens is None:
             cos, sin = self.rope_cos[pos:S, None, :], self.rope_sin[pos:S, None, :]  # (T, 1, D)
             mask, is_causal = None, T > 1 and pos == 0  # one-token decode steps see every key: no mask
