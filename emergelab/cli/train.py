@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from emergelab.cli.args import existing_file, float_in, int_at_least, out_dir
+from emergelab.data.chat import MAX_NEW_TOKENS
 from emergelab.errors import UserError
 
 
@@ -140,7 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sample only from the k most likely tokens (0 = all)")
     p.add_argument("--top-p", type=float_in(0, 1, low_open=True), default=1.0,
                    help="nucleus sampling: smallest set with this probability")
-    p.add_argument("--max-new-tokens", type=int_at_least(1), default=64, help="tokens to generate at most")
+    p.add_argument("--max-new-tokens", type=int_at_least(1), default=MAX_NEW_TOKENS, help="tokens to generate at most")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same samples on the CPU)")
     p.add_argument("--raw", action="store_true",
                    help="do not prepend the document-start token (the model then sees text it never saw begin)")
