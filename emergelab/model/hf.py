@@ -15,6 +15,8 @@ from safetensors.torch import load_file, save_file
 from emergelab.errors import UserError
 from emergelab.model.gpt import GPT, ModelConfig
 
+TAGS = ("<|user|>", "<|assistant|>", "<think>", "</think>", "<answer>", "</answer>")  # non-special on export
+
 
 def hf_config_dict(cfg: ModelConfig, bos_id: int | None = None, eos_id: int | None = None,
                    pad_id: int | None = None) -> dict:
@@ -135,7 +137,15 @@ def _write_tokenizer(tokenizer, start: int | None, bos_id: int | None, out: Path
 
     from emergelab.data.tokenizer import doc_start_processor
 
-    hf = HFTokenizer.from_str(tokenizer.hf.to_str())  # a copy: the run's tokenizer stays as it is
+    # A copy (the run's tokenizer stays as it is) in which the chat and reasoning tags are ordinary added
+    # tokens: they are part of what the model writes, so `decode(..., skip_special_tokens=True)` (which
+    # lm-eval uses on generations) must keep them; only <pad>/<bos>/<eos> stay special (Qwen3 does the same).
+    data = json.loads(tokenizer.hf.to_str())
+    keep = {"<pad>", "<bos>", "<eos>"}
+    for added in data.get("added_tokens", []):
+        if added["content"] in TAGS and added["content"] not in keep:
+            added["special"] = False
+    hf = HFTokenizer.from_str(json.dumps(data))
     if start is not None and hf.post_processor is None:  # saved before tokenizers carried the rule
         hf.post_processor = doc_start_processor(hf, hf.id_to_token(start))
 
