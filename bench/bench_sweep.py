@@ -1,0 +1,130 @@
+"""Benchmark: the quick profile's sweep grid (sizes × seeds) — yesterday's path vs today's default.
+
+- old: one run at a time with 1 torch thread (`--jobs 1`), the size table's former head counts
+  (2–4 heads at widths 16–48), every run tokenizing the corpus itself;
+- new: the default of `emergelab sweep` / `make demo` — jobs and threads from emergelab/threads.py
+  (one 1-thread job per core on the 2-core CPU), heads of size ≥ 16, the corpus tokenized once.
+
+Each system trains the whole grid (every size × seed of the quick profile, its batch shapes, no
+ability scoring) twice, with S1 and S2 steps per run. The difference gives the marginal rate in
+models × steps per second (fixed costs such as process start-up and tokenization cancel), the S1
+pass gives the fixed cost, and together they project the wall time of the real grid (2,000 steps a
+run). The systems alternate within each repeat (old, new, new, old, ...); we report medians and the
+ratio of the medians, with the load average before and after (the reference machine is shared).
+
+    python bench/bench_sweep.py [--steps 10,40] [--repeat 2]   # table on stdout, JSON in bench/results/sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from emergelab import sizes
+from emergelab.demo.pipeline import _sweep_recipe
+from emergelab.demo.profiles import get_profile
+from emergelab.science import sweep
+from emergelab.tasks.corpus import build_corpus
+from emergelab.threads import choose
+
+# the size table before issue 14 (name → n_head), for the old path
+OLD_HEADS = {"3k": 1, "5k": 2, "10k": 2, "15k": 2, "30k": 4, "40k": 4, "50k": 4, "70k": 4}
+
+
+@contextlib.contextmanager
+def old_path():
+    """Former head counts and per-run tokenization, in this process (the old path runs in-process)."""
+    saved_sizes, saved_prep = dict(sizes.SIZES), sweep.prepare_shared_data
+    sizes.SIZES.update({k: (*v[:2], OLD_HEADS.get(k, v[2])) for k, v in saved_sizes.items()})
+    sweep.prepare_shared_data = lambda *a, **k: {}
+    try:
+        yield
+    finally:
+        sizes.SIZES.clear()
+        sizes.SIZES.update(saved_sizes)
+        sweep.prepare_shared_data = saved_prep
+
+
+def grid_recipe(corpus: Path, steps: int) -> dict:
+    r = _sweep_recipe(get_profile("quick"))
+    r.pop("corpus_recipe")
+    r["corpus"] = str(corpus)
+    r["steps"] = [steps]
+    r["eval"] = {}
+    r["pretrain"].update({"train.eval_every": 10**6, "train.ckpt_every": steps, "train.warmup_steps": 1})
+    return r
+
+
+def one_pass(system: str, corpus: Path, steps: int, work: Path) -> float:
+    out = Path(tempfile.mkdtemp(dir=work))
+    t0 = time.perf_counter()
+    if system == "old":
+        with old_path():
+            sweep.run_sweep(grid_recipe(corpus, steps), out, jobs=1, threads=1, progress=False)
+    else:
+        sweep.run_sweep(grid_recipe(corpus, steps), out, progress=False)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", default="10,40", help="S1,S2: steps per run of the two passes")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--real-steps", type=int, default=get_profile("quick")["pretrain"]["max_steps"])
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sweep.json"))
+    args = ap.parse_args()
+    s1, s2 = (int(x) for x in args.steps.split(","))
+    profile = get_profile("quick")
+    n_runs = len(profile["sizes"]) * len(profile["seeds"])
+    work = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
+    corpus = work / "corpus"
+    build_corpus(profile["corpus"], corpus)
+    load_before = os.getloadavg()
+    times: dict[str, dict[int, list[float]]] = {"old": {s1: [], s2: []}, "new": {s1: [], s2: []}}
+    for rep in range(args.repeat):
+        order = ["old", "new"] if rep % 2 == 0 else ["new", "old"]
+        for steps in (s1, s2):
+            for system in order:
+                t = one_pass(system, corpus, steps, work)
+                times[system][steps].append(t)
+                print(f"repeat {rep} {system:>3} {steps:>3} steps/run: {t:6.1f} s  load {os.getloadavg()[0]:.2f}",
+                      flush=True)
+    rows = {}
+    for system, by_steps in times.items():
+        t1, t2 = statistics.median(by_steps[s1]), statistics.median(by_steps[s2])
+        rate = n_runs * (s2 - s1) / max(t2 - t1, 1e-9)  # models × steps per second, fixed costs cancelled
+        fixed = max(t1 - n_runs * s1 / rate, 0.0)
+        rows[system] = {"pass_seconds": {str(s1): by_steps[s1], str(s2): by_steps[s2]},
+                        "model_steps_per_s": rate, "fixed_seconds": fixed,
+                        "projected_grid_seconds": fixed + n_runs * args.real_steps / rate}
+    par = choose(n_tasks=n_runs)
+    ratio = rows["new"]["model_steps_per_s"] / rows["old"]["model_steps_per_s"]
+    end_to_end = rows["old"]["projected_grid_seconds"] / rows["new"]["projected_grid_seconds"]
+    print(f"\nquick grid: {len(profile['sizes'])} sizes × {len(profile['seeds'])} seeds = {n_runs} runs; "
+          f"new default = {par.jobs} jobs × {par.threads} thread(s)")
+    print(f"{'system':<6} {'models×steps/s':>15} {'fixed s':>8} {f'grid at {args.real_steps} steps':>22}")
+    for system, r in rows.items():
+        print(f"{system:<6} {r['model_steps_per_s']:>15.1f} {r['fixed_seconds']:>8.1f} "
+              f"{r['projected_grid_seconds'] / 60:>19.1f} min")
+    print(f"ratio new/old: {ratio:.2f}x in models×steps/s, {end_to_end:.2f}x in projected grid time; "
+          f"load {load_before[0]:.2f} → {os.getloadavg()[0]:.2f}")
+    meta = dict(sizes=profile["sizes"], seeds=profile["seeds"], steps=[s1, s2], repeat=args.repeat,
+                real_steps=args.real_steps, new_default={"jobs": par.jobs, "threads": par.threads},
+                cores=os.cpu_count(), torch=torch.__version__, cpu=platform.processor() or platform.machine(),
+                load_avg_before=list(load_before), load_avg_after=list(os.getloadavg()))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(dict(meta=meta, rows=rows, ratio_rate=ratio,
+                                              ratio_projected=end_to_end), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
