@@ -344,7 +344,8 @@ class GPT(nn.Module):
                 loss_mask: torch.Tensor | None = None, return_attention: bool = False,
                 return_hidden: bool = False, cache: KVCache | None = None,
                 pad_lens: torch.Tensor | None = None, last_logits_only: bool = False,
-                doc_ids: torch.Tensor | None = None, logits_from: int = 0) -> ModelOutput:
+                doc_ids: torch.Tensor | None = None, logits_from: int = 0,
+                logits_at: torch.Tensor | None = None) -> ModelOutput:
         """idx (B, T) token ids. targets (B, T) with -100 = ignore; loss_mask (B, T) bool, False = ignore.
 
         `doc_ids` (B, T) non-decreasing document numbers of packed rows: a token attends only to earlier
@@ -355,7 +356,9 @@ class GPT(nn.Module):
         = number of left-padding tokens per row (taken from the cache when it has them).
         `last_logits_only` computes logits (B, 1, V) for the last position only (generation prefill);
         `logits_from` = k computes them for positions k.. only, (B, T-k, V) — with a large vocabulary the
-        output head dominates, and RL scores no prompt position.
+        output head dominates, and RL scores no prompt position. `logits_at` (B, T) bool computes them only
+        where it is True, as (N, V) in row-major order — e.g. `targets != -100` under an answer-only loss,
+        where the output head and the cross-entropy at unscored positions would be thrown away.
         """
         B, T = idx.shape
         if (T == 1 and cache is not None and targets is None and doc_ids is None and pad_lens is None
@@ -411,6 +414,11 @@ class GPT(nn.Module):
                 attentions.append(att)
         if cache is not None:
             cache.pos = S
+        if logits_at is not None:
+            if targets is not None:
+                raise ValueError("logits_at: compute the loss from the returned (N, V) logits")
+            return ModelOutput(logits=self.lm_head(self.norm(x[logits_at])), attentions=attentions,
+                               hidden_states=hidden)
         logits = self.lm_head(self.norm(x[:, -1:] if last_logits_only else x[:, logits_from:]))
 
         loss = None
