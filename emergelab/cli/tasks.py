@@ -75,9 +75,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       keep_items=args.items)
     result["run"] = str(run)
     text = json.dumps(result, indent=2) + "\n"
-    (run / "eval.json").write_text(text)
-    if args.json:
-        Path(args.json).write_text(text)
+    out = Path(args.json) if args.json else run / "eval.json"  # --json OUT leaves RUN/eval.json as it was
+    out.write_text(text)
     print(f"{'task':<44} {'setting':<14} {'exact match':<22} {'chance':>7}  continuous")
     for spec, rows in result["results"].items():
         for key, row in rows.items():
@@ -85,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             cont = "  ".join(f"{k}={v['mean']:.3g}" for k, v in row["metrics"].items())
             print(f"{spec[:44]:<44} {key:<14} {row['exact_match']:.3f} [{lo:.3f}, {hi:.3f}]  "
                   f"{row['chance']:>7.3g}  {cont}")
-    print(f"wrote {run / 'eval.json'}" + (f" and {args.json}" if args.json else ""))
+    print(f"wrote {out}")
     return 0
 
 
@@ -127,5 +126,6 @@ def register(subparsers) -> None:
                    help="chat wraps prompts in <|user|>…<|assistant|> (for SFT/RL runs)")
     p.add_argument("--device", default="auto")
     p.add_argument("--items", action="store_true", help="keep every item's completion, verdict and metrics")
-    p.add_argument("--json", default=None, metavar="OUT", help="also write the results to OUT")
+    p.add_argument("--json", default=None, metavar="OUT",
+                   help="write the results to OUT instead of RUN/eval.json (which the model card and report read)")
     p.set_defaults(func=cmd_eval)
