@@ -52,8 +52,43 @@ def render_prompt(task: Any, example: Any, template: str = "plain", shots: Seque
 
 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:
-    """Prompt ids, preceded by `<eos>` — the document boundary pretraining saw before a first line."""
-    return [tokenizer.eos_id, *tokenizer.encode(text)]
+    """Prompt ids, preceded by `<eos>` — the document boundary pretraining saw before a first line.
+
+    An imported model (`own_chat_template`) is prompted in its own format instead: a chat-template prompt
+    becomes its template with `R1_INSTRUCTION` after the question; a plain one starts as its tokenizer says."""
+    own = own_chat_template(tokenizer)
+    if own is None:
+        return [tokenizer.eos_id, *tokenizer.encode(text)]
+    if text.startswith(USER) and text.endswith(ASSISTANT):
+        question = text[len(USER):len(text) - len(ASSISTANT)]
+        return tokenizer.encode(render_chat_template(tokenizer, [{"role": "user", "content":
+                                                                   f"{question}\n{R1_INSTRUCTION}"}]))
+    return tokenizer.encode(text, doc_start=True)
+
+
+# An imported model does not know our chat tokens or tags: it is told the format the verifiers read (the
+# R1-Zero template's instruction, DeepSeek-AI 2025, table 1; TinyZero words it the same way).
+R1_INSTRUCTION = ("Think step by step inside <think> </think> tags, then write only the final answer inside "
+                  "<answer> </answer> tags.")
+
+
+def own_chat_template(tokenizer: Any) -> str | None:
+    """The Jinja chat template an imported model's tokenizer brings (SmolLM2, Llama, Qwen2), else None."""
+    return getattr(tokenizer, "chat_template", None) or None
+
+
+def render_chat_template(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """`messages` through the tokenizer's own chat template, as `transformers` renders it (generation prompt
+    on)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def text(i: int | None) -> str:
+        return (tokenizer.id_to_token(i) or "") if i is not None else ""
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(own_chat_template(tokenizer)).render(
+        messages=messages, add_generation_prompt=True, bos_token=text(tokenizer.bos_id),
+        eos_token=text(tokenizer.eos_id))
 
 
 def encode_pair(tokenizer: Any, prompt: str, response: str, template: str) -> tuple[list[int], list[int]]:
@@ -82,12 +117,27 @@ def render_messages(messages: list[dict[str, str]]) -> str:
 
 
 def sampling_stops(tokenizer: Any) -> dict[str, tuple]:
-    """Keyword arguments for `SamplingParams` implementing the stop rule for `tokenizer`."""
+    """Keyword arguments for `SamplingParams` implementing the stop rule for `tokenizer` (an imported model:
+    its own end-of-turn token only, since its replies span lines)."""
+    if own_chat_template(tokenizer) is not None:
+        return {"stop_token_ids": (tokenizer.eos_id,), "stop_strings": ()}
     ids = [tokenizer.eos_id]
     nl = tokenizer.encode("\n")
     if len(nl) == 1:
         ids.append(nl[0])
     return {"stop_token_ids": tuple(ids), "stop_strings": STOP_STRINGS}
+
+
+def completion_text(tokenizer: Any, tokens: Sequence[int]) -> str:
+    """A completion as the verifiers read it: cut at the stop rule. An imported model's reply that uses the
+    reasoning tags is read whole, its lines joined by spaces (the verifiers read one line); any other reply
+    up to its first newline, as for our models."""
+    if own_chat_template(tokenizer) is None:
+        return cut_at_stop(tokenizer.decode(tokens))
+    text = tokenizer.decode([t for t in tokens if t != tokenizer.eos_id]).strip()
+    if any(tag in text for tag in REASONING_TAGS):
+        return " ".join(text.split())
+    return cut_at_stop(text)
 
 
 def cut_at_stop(text: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from emergelab.data.chat import MAX_NEW_TOKENS, cut_at_stop, encode_prompt, render_prompt, sampling_stops
+from emergelab.data.chat import MAX_NEW_TOKENS, completion_text, encode_prompt, render_prompt, sampling_stops
 from emergelab.model import Completion, SamplingParams, generate
 from emergelab.tasks.base import Example, Task, Verdict
 
@@ -50,7 +50,7 @@ def complete_and_verify(sampler: Any, tokenizer: Any, task: Task, examples: Sequ
     out = []
     for c in sample(sampler, tokenizer, prompts, **sampling):
         ex = examples[c.prompt_index]
-        text = cut_at_stop(tokenizer.decode(c.tokens))
+        text = completion_text(tokenizer, c.tokens)
         out.append(Checked(ex, c, text, task.verify(ex, text)))
     return out
 

@@ -107,7 +107,8 @@ def run_recipe(name: str, init: str | Path, out: str | Path, overrides: list[str
     out.mkdir(parents=True, exist_ok=True)
     halluc = load(HallucConfig, None, ov.get("halluc", {}))
     if name == "r1-zero":
-        rl = load(RLConfig, None, {"rl": ov.get("rl", {})}, base=RLConfig(steps=40), section="rl")
+        rl = load(RLConfig, None, {"rl": ov.get("rl", {})}, base=RLConfig(steps=40, **imported_defaults(init)),
+                  section="rl")
         stages = r1_zero(Path(init), out, rl, halluc)
     elif name == "r1":
         stages = _run_r1(Path(init), out, ov, halluc)
@@ -116,6 +117,18 @@ def run_recipe(name: str, init: str | Path, out: str | Path, overrides: list[str
     result = {"recipe": name, "init": str(init), "stages": stages}
     (out / "recipe.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def imported_defaults(init: str | Path) -> dict:
+    """RL defaults for an imported model (its tokenizer brings a chat template): prompts in its own template
+    (`data.chat.encode_prompt`), and micro-batches of 8 sequences, so that the (rows × tokens × vocabulary)
+    log-probabilities of a 49k vocabulary stay near 150 MB per forward instead of growing with the batch."""
+    from emergelab.data.chat import own_chat_template
+    from emergelab.data.tokenizer import Tokenizer
+
+    if own_chat_template(Tokenizer.load(init)) is None:
+        return {}
+    return {"template": "chat", "micro_batch": 8}
 
 
 def r1_zero(init: Path, out: Path, rl: RLConfig, halluc: HallucConfig) -> dict:

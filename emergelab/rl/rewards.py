@@ -29,7 +29,8 @@ from emergelab.data.chat import REASONING_TAGS, cut_at_stop
 from emergelab.errors import UserError
 from emergelab.tasks.base import Example, Task
 
-FORMAT_RE = re.compile(r"^<think>(?P<think>.+?)</think><answer>(?P<answer>.+?)</answer>$", re.DOTALL)
+# whitespace between the blocks is allowed: an imported model writes "</think> <answer>"
+FORMAT_RE = re.compile(r"^<think>(?P<think>.+?)</think>\s*<answer>(?P<answer>.+?)</answer>$", re.DOTALL)
 THINK_RE = re.compile(r"<think>(?P<think>.*?)(</think>|$)", re.DOTALL)
 
 
