@@ -5,6 +5,8 @@
 - R1-Zero's two baselines and the RL model on the same items, per item (r1_zero).
 
 Written to OUT/verdict_inputs/inputs.json. Each part is skipped (with the reason) when its inputs are missing.
+The stage runs every time (its inputs may have been re-made); each part caches its own results, so a re-run
+only measures what changed.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ def r1_zero_baselines(out: Path, task: str, n: int) -> dict:
     recipe = out / "r1_zero" / "recipe.json"
     if not recipe.exists():
         return {"skipped": "the R1-Zero stage did not run"}
+    cache = out / "verdict_inputs" / "r1_zero.json"
+    key = {"task": task, "n": n, "recipe_mtime": recipe.stat().st_mtime}
+    if cache.exists() and json.loads(cache.read_text()).get("key") == key:
+        return json.loads(cache.read_text())["result"]
     stages = json.loads(recipe.read_text())["stages"]
     arms = {"base_greedy": (stages["base"]["run"], "free"), "base_forced_think": (stages["base"]["run"], "cot"),
             "rl_greedy": (stages["rl"]["run"], "free")}
@@ -68,6 +74,8 @@ def r1_zero_baselines(out: Path, task: str, n: int) -> dict:
         result[arm] = {"accuracy": row["exact_match"], "items": [int(it["score"] >= 1) for it in row["items"]],
                        "think_rate": row["formats_used"].get("cot", 0.0),
                        "mean_completion_tokens": row["mean_completion_tokens"]}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "result": result}))
     return result
 
 

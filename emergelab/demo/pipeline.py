@@ -146,7 +146,8 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
                                                     "n": p["cot_bridge_n"], "task": ADD6}),
               30 * scale, "cot_bridge"),
         Stage("attention", attention, 5 * scale, "attention"),
-        Stage("verdict_inputs", verdict_inputs, 60 * scale, "verdict_inputs"),
+        # re-run every time, like the report: it reads other stages' outputs and caches its own work
+        Stage("verdict_inputs", verdict_inputs, 60 * scale, always=True),
         Stage("real_model", real_model, 180 if p.get("real_model") else 1, "real_model"),
         Stage("report", report, 5 * scale, always=True),
     ]
