@@ -27,10 +27,6 @@ LOWER_LAYERS = {
 EVAL_FORBIDDEN = {"train", "rl", "science", "demo", "report", "serve", "cli"}
 # Known breaks owned by work in progress elsewhere, each with its reason; the list only shrinks.
 KNOWN = {
-    # plots.py imports sweep_analysis.across_seeds and sweep_analysis imports plots (function-level imports,
-    # from the seeds-per-size sweep work): the plotting helper should take the aggregated rows instead
-    "import cycle among emergelab.science.emergence, emergelab.science.plots, emergelab.science.scaling, "
-    "emergelab.science.sweep_analysis",
 }
 
 

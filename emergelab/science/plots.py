@@ -30,26 +30,15 @@ def save_figure(fig, path_stem: str | Path) -> list[str]:
     return paths
 
 
-def plot_seed_curve(ax, groups: list[dict], column: str) -> None:
-    """`column` vs parameters on a log axis: every seed's value as a dot, the across-seed mean as a line and
-    its 95% bootstrap interval as a band (`groups` from sweep_analysis.seed_groups)."""
-    from emergelab.science.sweep_analysis import across_seeds
-
-    xs, means, los, his = [], [], [], []
-    for g in groups:
-        values = [r.get(column) for r in g["rows"]]
-        pts = [v for v in values if v is not None]
-        if not pts or not g["params"]:
-            continue
-        ax.scatter([g["params"]] * len(pts), pts, s=12, color="tab:blue", alpha=0.55, zorder=3)
-        a = across_seeds(pts)
-        xs.append(g["params"])
-        means.append(a["mean"])
-        los.append(a["ci95"][0])
-        his.append(a["ci95"][1])
-    if xs:
-        ax.plot(xs, means, color="tab:blue", lw=1.5)
-        ax.fill_between(xs, los, his, color="tab:blue", alpha=0.15, lw=0)
+def plot_seed_curve(ax, params: list[float], seed_values: list[list[float]], mean: list[float],
+                    ci95: list[tuple[float, float]], title: str = "") -> None:
+    """One metric vs parameters on a log axis: every seed's value as a dot, the across-seed mean as a
+    line and its 95% interval as a band (one entry per size in each list)."""
+    for x, values in zip(params, seed_values):
+        ax.scatter([x] * len(values), values, s=12, color="tab:blue", alpha=0.55, zorder=3)
+    if params:
+        ax.plot(params, mean, color="tab:blue", lw=1.5)
+        ax.fill_between(params, [c[0] for c in ci95], [c[1] for c in ci95], color="tab:blue", alpha=0.15, lw=0)
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
-    ax.set_title(column.split("/", 1)[-1], fontsize=9)
+    ax.set_title(title, fontsize=9)

@@ -115,7 +115,11 @@ def plot_abilities(rows: list[dict], out_dir: Path) -> dict[str, list[str]]:
         metrics.sort(key=lambda c: (not c.endswith("/exact_match"), c))
         fig, axes = new_figure(ncols=len(metrics), width=3.6, height=3.0)
         for ax, column in zip(axes, metrics):
-            plot_seed_curve(ax, groups, column)
+            sized = [(g["params"], [v for r in g["rows"] if (v := r.get(column)) is not None]) for g in groups]
+            sized = [(x, values) for x, values in sized if x and values]
+            stats = [across_seeds(values) for _, values in sized]
+            plot_seed_curve(ax, [x for x, _ in sized], [values for _, values in sized], [a["mean"] for a in stats],
+                            [tuple(a["ci95"]) for a in stats], title=column.split("/", 1)[-1])
         fig.suptitle(f"{ability}: every seed (dots), mean (line), 95% interval over seeds (band)", fontsize=9)
         paths[ability] = save_figure(fig, out_dir / "emergence" / f"{ability}_seeds")
     return paths
