@@ -13,41 +13,24 @@ Stages and the report ask a `DemoLayout` for these paths instead of rebuilding t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class DemoLayout:
-    out: Path
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.sweep = self.out / "sweep"
+        self.sweep_json = self.sweep / "sweep.json"
+        self.r1_zero = self.out / "r1_zero"
+        self.r1_zero_recipe = self.r1_zero / "recipe.json"
+        self.rl_run = self.r1_zero / "rl"  # the R1-Zero policy: teacher of distillation, model of tts
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "out", Path(self.out))
+    def __repr__(self) -> str:
+        return f"DemoLayout({str(self.out)!r})"
 
     def stage_dir(self, name: str) -> Path:
         """The folder a stage named `name` writes (icl, grokking, tts, distill, cot_bridge, ...)."""
         return self.out / name
-
-    @property
-    def sweep(self) -> Path:
-        return self.out / "sweep"
-
-    @property
-    def sweep_json(self) -> Path:
-        return self.sweep / "sweep.json"
-
-    @property
-    def r1_zero(self) -> Path:
-        return self.out / "r1_zero"
-
-    @property
-    def r1_zero_recipe(self) -> Path:
-        return self.r1_zero / "recipe.json"
-
-    @property
-    def rl_run(self) -> Path:
-        """The R1-Zero policy: the teacher of distillation and the model of test-time scaling."""
-        return self.r1_zero / "rl"
 
     def classic(self, name: str) -> Path:
         return self.out / "classics" / name

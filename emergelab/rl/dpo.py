@@ -14,38 +14,30 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from emergelab.config import to_dict
-from emergelab.data.chat import MAX_NEW_TOKENS, encode_prompt
+from emergelab.data.chat import encode_prompt
 from emergelab.errors import UserError
-from emergelab.rl.preferences import Pair
+from emergelab.rl.preferences import Pair, PreferenceConfig
 from emergelab.rl.rollout import pack_sequences, sequence_logprobs
 from emergelab.runs import RunDir
 
 
 @dataclasses.dataclass
-class DPOConfig:
-    task: str = "add:digits=6"
-    n_prompts: int = 400
-    n_test_prompts: int = 100
-    k: int = 4
-    template: str = "plain"
-    max_new_tokens: int = MAX_NEW_TOKENS
-    beta: float = 0.1
+class DPOConfig(PreferenceConfig):
+    section: ClassVar[str] = "dpo"
     steps: int = 100
-    batch_size: int = 16
     lr: float = 5e-5
-    seed: int = 0
-    device: str = "auto"
+    beta: float = 0.1
 
     def validate(self) -> None:
         if self.beta <= 0:
             raise UserError(f"dpo.beta: must be > 0, got {self.beta}")
-        if min(self.n_prompts, self.n_test_prompts, self.k, self.steps, self.batch_size) < 1:
-            raise UserError("dpo: n_prompts, n_test_prompts, k, steps and batch_size must be >= 1")
+        super().validate()
 
 
 def dpo_loss(pol_c: torch.Tensor, pol_r: torch.Tensor, ref_c: torch.Tensor, ref_r: torch.Tensor, beta: float

@@ -11,11 +11,36 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 from emergelab.data.chat import MAX_NEW_TOKENS, cut_at_stop, render_prompt
+from emergelab.errors import UserError
 from emergelab.eval.completions import sample, task_prompts
 from emergelab.rl.rewards import FORMAT_RE
 from emergelab.tasks.base import Task
+
+
+@dataclass
+class PreferenceConfig:
+    """Settings shared by the preference trainers (reward model, DPO): where the pairs come from and the
+    optimisation around them. Subclasses name their config section and add their own fields."""
+
+    section: ClassVar[str] = "preference"
+    task: str = "add:digits=6"
+    n_prompts: int = 400  # training prompts (≈ 2 pairs each)
+    n_test_prompts: int = 100
+    k: int = 4  # policy samples per prompt
+    template: str = "plain"
+    max_new_tokens: int = MAX_NEW_TOKENS
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if min(self.n_prompts, self.n_test_prompts, self.k, self.steps, self.batch_size) < 1:
+            raise UserError(f"{self.section}: n_prompts, n_test_prompts, k, steps and batch_size must be >= 1")
 
 
 @dataclass
@@ -56,7 +81,6 @@ def preference_pairs(model, tokenizer, task: Task, n_prompts: int, k: int = 4, s
 def load_policy_and_pairs(cfg, init, no_pairs_hint: str):
     """(policy, tokenizer, device, train pairs, held-out pairs) for a preference-training config (RM or DPO):
     the policy at `init` samples k candidates per prompt and ranks them (correct, well-formed, concise)."""
-    from emergelab.errors import UserError
     from emergelab.runs import load_model, resolve_device
     from emergelab.tasks.registry import get_task
 

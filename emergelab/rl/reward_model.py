@@ -14,36 +14,23 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from emergelab.config import to_dict
-from emergelab.data.chat import MAX_NEW_TOKENS, encode_prompt
+from emergelab.data.chat import encode_prompt
 from emergelab.errors import UserError
 from emergelab.model import GPT
-from emergelab.rl.preferences import Pair
+from emergelab.rl.preferences import Pair, PreferenceConfig
 from emergelab.runs import RunDir
 
 
 @dataclasses.dataclass
-class RMConfig:
-    task: str = "add:digits=6"
-    n_prompts: int = 400  # training prompts (≈ 2 pairs each)
-    n_test_prompts: int = 100
-    k: int = 4  # policy samples per prompt
-    template: str = "plain"
-    max_new_tokens: int = MAX_NEW_TOKENS
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 1e-4
-    seed: int = 0
-    device: str = "auto"
-
-    def validate(self) -> None:
-        if min(self.n_prompts, self.n_test_prompts, self.k, self.steps, self.batch_size) < 1:
-            raise UserError("rm: n_prompts, n_test_prompts, k, steps and batch_size must be >= 1")
+class RMConfig(PreferenceConfig):
+    section: ClassVar[str] = "rm"
 
 
 class RewardModel(torch.nn.Module):
