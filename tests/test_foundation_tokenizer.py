@@ -25,10 +25,19 @@ def test_char_tokenizer_round_trip_and_special_ids(tmp_path):
     assert again.encode(TEXTS[1]) == tok.encode(TEXTS[1]) and again.eos_id == 2
 
 
-def test_char_tokenizer_rejects_unknown_characters_clearly():
+def test_char_tokenizer_without_printable_names_every_unknown_character_even_tag_characters():
     tok = char_tokenizer("0123456789")
-    with pytest.raises(UserError, match="outside this tokenizer's alphabet"):
-        tok.encode("12x")
+    with pytest.raises(UserError, match=r"\['<', 'x', '\|'\] are not in this model's alphabet"):
+        tok.encode("12x|<answer><")
+
+
+def test_printable_char_tokenizer_covers_ascii_and_maps_the_rest_to_unk():
+    tok = char_tokenizer("0123456789+=", printable=True)
+    text = "What is 123+456? It's <think>|~</think>"
+    assert tok.decode(tok.encode(text)) == text and tok.unknown_characters(text) == []
+    assert tok.encode("né")[1] == tok.token_to_id("<unk>") == tok.vocab_size - 1
+    assert tok.unknown_characters("né") == ["é"]
+    assert tok.encode("1+2", doc_start=True) == [tok.eos_id, *tok.encode("1+2")]
 
 
 def test_bpe_round_trip_including_unicode_and_specials():

@@ -79,10 +79,10 @@ class Tokenizer:
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False, doc_start: bool = False) -> list[int]:
         try:
             ids = self.hf.encode(text, add_special_tokens=False).ids
-        except Exception as e:  # WordLevel raises on characters outside the alphabet
-            unknown = sorted({c for c in text if self.hf.token_to_id(c) is None} - set("".join(SPECIAL_TOKENS)))
-            raise UserError(f"tokenizer: text has characters outside this tokenizer's alphabet {unknown[:10]} "
-                            "— rebuild the tokenizer from data that includes them") from e
+        except Exception as e:  # a character tokenizer without <unk> raises on characters outside its alphabet
+            raise UserError(f"text: characters {self.unknown_characters(text)[:10]} are not in this model's "
+                            "alphabet (it was built from its training corpus only) — leave them out; models "
+                            "pretrained with this version cover printable ASCII") from e
         if add_bos and self.bos_id is not None:
             ids = [self.bos_id, *ids]
         if doc_start and self.doc_start_id is not None:
@@ -90,6 +90,15 @@ class Tokenizer:
         if add_eos and self.eos_id is not None:
             ids = [*ids, self.eos_id]
         return ids
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """Characters of `text` (outside special tokens) that a character tokenizer has no token for:
+        an error for old run directories, `<unk>` for tokenizers built with `printable=True`."""
+        if not isinstance(self.hf.model, models.WordLevel):
+            return []  # byte-level BPE encodes everything
+        for t in SPECIAL_TOKENS:
+            text = text.replace(t, "")
+        return sorted({c for c in text if self.hf.token_to_id(c) is None})
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
@@ -133,13 +142,22 @@ def _special_added_tokens() -> list[AddedToken]:
     return [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
 
 
-def char_tokenizer(alphabet: str) -> Tokenizer:
-    """One token per character of `alphabet` (after the special tokens). Unknown characters are an error."""
-    chars = sorted(set(alphabet))
+# What a user may type: printable ASCII, newline and tab (`emergelab pretrain` adds it to a corpus's characters)
+PRINTABLE_ASCII = "".join(chr(i) for i in range(32, 127)) + "\n\t"
+UNK = "<unk>"
+
+
+def char_tokenizer(alphabet: str, printable: bool = False) -> Tokenizer:
+    """One token per character of `alphabet` (after the special tokens). With `printable`, also every
+    printable ASCII character, and any other character encodes as `<unk>` (the last id); without it,
+    unknown characters are an error."""
+    chars = sorted(set(alphabet) | (set(PRINTABLE_ASCII) if printable else set()))
     vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
     for c in chars:
         vocab.setdefault(c, len(vocab))
-    hf = HFTokenizer(models.WordLevel(vocab=vocab, unk_token=None))
+    if printable:
+        vocab[UNK] = len(vocab)
+    hf = HFTokenizer(models.WordLevel(vocab=vocab, unk_token=UNK if printable else None))
     # Split into single characters; special tokens are matched before this step.
     hf.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     hf.decoder = decoders.Fuse()

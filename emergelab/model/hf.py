@@ -152,7 +152,8 @@ def _write_tokenizer(tokenizer, start: int | None, bos_id: int | None, out: Path
     def tok_str(i):
         return None if i is None else hf.id_to_token(i)
     fast = PreTrainedTokenizerFast(tokenizer_object=hf, bos_token=tok_str(bos_id),
-                                   eos_token=tok_str(tokenizer.eos_id), pad_token=tok_str(tokenizer.pad_id))
+                                   eos_token=tok_str(tokenizer.eos_id), pad_token=tok_str(tokenizer.pad_id),
+                                   unk_token="<unk>" if hf.token_to_id("<unk>") is not None else None)
     ours = not getattr(tokenizer, "special", None)
     template = CHAT_TEMPLATE if ours else getattr(tokenizer, "chat_template", None)
     if template:

@@ -25,7 +25,7 @@ from emergelab.train.loop import train_loop
 
 def build_tokenizer(kind: str, train_text: str, val_text: str, bpe_vocab_size: int) -> Tokenizer:
     if kind == "char":
-        return char_tokenizer(alphabet_of([train_text, val_text]))
+        return char_tokenizer(alphabet_of([train_text, val_text]), printable=True)  # users type any ASCII
     if kind == "bpe":
         return train_bpe([train_text], bpe_vocab_size)
     return Tokenizer.load(kind)
