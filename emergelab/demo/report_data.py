@@ -253,7 +253,7 @@ def claim_emergence(out: Path, rows: list[dict], profile: str) -> dict:
     if not long:
         return _not_run("emergence", "the sweep recorded no per-ability evaluation")
     tiny = profile == "tiny"
-    verdicts = emergence.analyse_table(long, n_boot=10 if tiny else 40)
+    verdicts = emergence.analyse_table(long, n_boot=10 if tiny else 25)
     plots = []
     for ability, verdict in verdicts.items():
         curves: dict[str, dict[str, list]] = {}
