@@ -7,7 +7,12 @@ and the token count matches max_tokens or a stop. Reports errors, completions, p
 time to first token, generated tokens/s, and the mean number of requests sharing a decode step
 ("batch"); JSON goes to bench/results/serve.json.
 
-    python bench/bench_serve.py [--run RUN] [--clients 1 4 16] [--seconds 10] [--max-tokens 32]
+    python bench/bench_serve.py [--run RUN] [--clients 1 8 32] [--seconds 10] [--max-tokens 32]
+                                [--compare SRC_DIR]
+
+With --compare, a second server runs the `emergelab` package found in SRC_DIR (e.g. an older commit
+exported with `git archive REV emergelab | tar -x -C SRC_DIR`), and the two servers are measured
+alternately, level by level, in the same run (the load average is recorded before and after).
 
 Without --run a tiny random model (2 layers, 64 wide, char tokenizer) is created in a temporary run.
 """
@@ -56,8 +61,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run: Path, port: int, max_batch: int) -> subprocess.Popen:
+def start_server(run: Path, port: int, max_batch: int, source: Path | None = None) -> subprocess.Popen:
     env = os.environ | {"EMERGELAB_NO_PROGRESS": "1"}
+    if source is not None:  # serve another source tree's emergelab package
+        env["PYTHONPATH"] = str(source.resolve())
     proc = subprocess.Popen([sys.executable, "-m", "emergelab", "serve", str(run), "--port", str(port),
                              "--device", "cpu", "--max-batch", str(max_batch)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -137,41 +144,50 @@ async def load(url: str, clients: int, seconds: float, max_tokens: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, help="run directory (default: a tiny random model)")
-    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--seconds", type=float, default=10.0, help="time each level keeps starting requests")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--compare", type=Path, help="source tree whose emergelab to measure alternately with this one")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve.json")
     args = ap.parse_args()
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or tiny_run(Path(tmp) / "tiny")
-        port = free_port()
-        server = start_server(run, port, args.max_batch)
-        url = f"http://127.0.0.1:{port}"
+        sources = {"this": None} | ({"compare": args.compare} if args.compare else {})
+        servers, urls = {}, {}
         try:
+            for name, source in sources.items():
+                port = free_port()
+                servers[name] = start_server(run, port, args.max_batch, source)
+                urls[name] = f"http://127.0.0.1:{port}"
             rows = []
             for n in args.clients:
-                before = httpx.get(url + "/health").json()
-                row = asyncio.run(load(url, n, args.seconds, args.max_tokens))
-                after = httpx.get(url + "/health").json()
-                steps = after["steps"] - before["steps"]
-                row["mean_batch_size"] = (after["row_steps"] - before["row_steps"]) / steps if steps else None
-                rows.append(row)
-            alive = httpx.get(url + "/health").json()["status"] == "ok"
+                for name, url in (reversed(urls.items()) if args.compare else urls.items()):
+                    before = httpx.get(url + "/health").json()
+                    row = {"server": name} | asyncio.run(load(url, n, args.seconds, args.max_tokens))
+                    after = httpx.get(url + "/health").json()
+                    steps = after["steps"] - before["steps"]
+                    row["mean_batch_size"] = (after["row_steps"] - before["row_steps"]) / steps if steps else None
+                    rows.append(row)
+            alive = all(httpx.get(url + "/health").json()["status"] == "ok" for url in urls.values())
         finally:
-            server.terminate()
-            server.wait(30)
+            for server in servers.values():
+                server.terminate()
+                server.wait(30)
+    load_after = os.getloadavg()
 
     def f(x, fmt=".3f"):
         return "-" if x is None else format(x, fmt)
 
     print(f"\nemergelab serve load test: {run if args.run else 'tiny random model'}, max_tokens={args.max_tokens}, "
           f"{args.seconds:g} s per level, max_batch={args.max_batch}")
-    print(f"{'clients':>7} {'requests':>8} {'complete':>8} {'errors':>6} {'p50 s':>7} {'p99 s':>7} "
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
+    print(f"{'server':>8} {'clients':>7} {'requests':>8} {'complete':>8} {'errors':>6} {'p50 s':>7} {'p99 s':>7} "
           f"{'ttft p50':>8} {'tok/s':>8} {'batch':>6}")
     for r in rows:
-        print(f"{r['clients']:>7} {r['requests']:>8} {r['completed']:>8} {r['errors']:>6} "
+        print(f"{r['server']:>8} {r['clients']:>7} {r['requests']:>8} {r['completed']:>8} {r['errors']:>6} "
               f"{f(r['latency_p50_s']):>7} {f(r['latency_p99_s']):>7} {f(r['ttft_p50_s']):>8} "
               f"{r['tokens_per_s']:>8.1f} {f(r['mean_batch_size'], '.2f'):>6}")
         for e in r["error_examples"]:
@@ -180,7 +196,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"run": str(args.run or "tiny random"), "max_tokens": args.max_tokens,
                                     "max_batch": args.max_batch, "machine": platform.platform(),
-                                    "cpus": os.cpu_count(), "server_healthy_after": alive, "levels": rows},
+                                    "cpus": os.cpu_count(), "compare": str(args.compare) if args.compare else None,
+                                    "loadavg_before": load_before, "loadavg_after": load_after,
+                                    "server_healthy_after": alive, "levels": rows},
                                    indent=1))
     print(f"wrote {args.out}")
 

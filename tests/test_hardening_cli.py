@@ -61,6 +61,7 @@ def files(tmp_path):
     (["tasks", "sample", "add", "--n", "-3"], "--n"),
     (["tasks", "sample", "add", "--shots", "-1"], "--shots"),
     (["sample", "{run}", "--temperature", "nan"], "--temperature"),
+    (["sample", "{run}", "--temperature", "1e-300"], "--temperature"),  # logits / T would overflow
     (["sample", "{run}", "--top-p", "0"], "--top-p"),
     (["sample", "{run}", "--max-new-tokens", "0"], "--max-new-tokens"),
     (["pretrain", "{cfg}", "--out", "{file}"], "--out"),

@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 import torch
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
@@ -94,3 +95,56 @@ def test_fuzzing_every_operation_gives_no_5xx_and_leaves_a_concurrent_stream_unc
     labels = {label for label, _ in seen}
     assert {"POST /v1/chat/completions", "POST /v1/completions", "POST /api/inspect"} <= labels
     assert any(s == 200 for label, s in seen if label == "POST /v1/chat/completions")
+
+
+HOSTILE = {  # what schemathesis rarely draws: huge integers, non-finite numbers, surrogates, NULs
+    "seed": st.integers(-(2**80), 2**80) | st.sampled_from([2**63, -(2**63) - 1, 2**64, 2**70]),
+    "n": st.integers(-5, 10**12),
+    "max_tokens": st.integers(-5, 10**12) | st.none(),
+    "top_k": st.integers(-5, 2**70),
+    "top_p": st.floats(allow_nan=True, allow_infinity=True),
+    "temperature": st.floats(allow_nan=True, allow_infinity=True),
+    "logprobs": st.booleans() | st.integers(-2, 2**40),
+    "top_logprobs": st.integers(-2, 2**40),
+    "stop": st.lists(st.text(st.characters(codec=None), max_size=5), max_size=30) | st.text(max_size=5),
+    "layers": st.lists(st.integers(-3, 2**40), max_size=2000),
+    "model": st.text(st.characters(codec=None), max_size=5),
+}
+SANE = {  # valid values, so that a request gets past validation to the hostile field
+    "seed": st.integers(0, 100), "n": st.integers(1, 2), "max_tokens": st.integers(1, 6),
+    "top_k": st.integers(0, 10), "top_p": st.floats(0.1, 1.0), "temperature": st.floats(0.0, 2.0),
+    "logprobs": st.booleans(), "top_logprobs": st.integers(0, 3), "stop": st.lists(st.text("ab", max_size=2)),
+    "layers": st.lists(st.integers(0, 1), max_size=3), "model": st.just("tiny"),
+}
+PLAIN = st.text(string.ascii_letters + " ", min_size=1, max_size=30)
+TEXT = PLAIN | st.text(st.characters(codec=None, categories=["L", "N", "Zs", "Cs", "Cc", "So"]), max_size=40)
+
+
+@st.composite
+def hostile_request(draw):
+    """A request with one field drawn from HOSTILE and a few others from SANE."""
+    path = draw(st.sampled_from(["/v1/chat/completions", "/v1/completions", "/api/inspect"]))
+    body = {"/v1/chat/completions": {"messages": [{"role": "user", "content": draw(TEXT)}]},
+            "/v1/completions": {"prompt": draw(TEXT | st.lists(PLAIN, min_size=1, max_size=2))},
+            "/api/inspect": {"text": draw(TEXT)}}[path]
+    for key in draw(st.lists(st.sampled_from(sorted(SANE)), max_size=3, unique=True)):
+        body[key] = draw(SANE[key])
+    hostile = draw(st.sampled_from(sorted(HOSTILE)))
+    body[hostile] = draw(HOSTILE[hostile])
+    if draw(st.booleans()) and path != "/api/inspect":
+        body["stream"] = True
+    return path, body
+
+
+@pytest.mark.slow  # ~20 s
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(request=hostile_request())
+def test_hostile_field_values_never_give_a_5xx_or_a_broken_stream(server, request):
+    path, body = request
+    content = json.dumps(body, ensure_ascii=True)  # lone surrogates travel as \\ud800 escapes, NaN as NaN
+    with httpx.stream("POST", server + path, content=content, headers={"Content-Type": "application/json"},
+                      timeout=30) as r:
+        text = r.read().decode()
+    assert r.status_code < 500, (path, body, text[:300])
+    if r.status_code == 200 and body.get("stream"):
+        assert text.rstrip().endswith("data: [DONE]") and '"error"' not in text, text[-300:]

@@ -120,6 +120,12 @@ def test_a_job_that_fails_ends_alone_and_the_job_beside_it_gets_its_exact_tokens
         engine.close()
 
 
+def test_a_vanishing_temperature_is_refused_not_sampled_into_nan(server):
+    r = httpx.post(server[0] + "/v1/chat/completions", timeout=30, json={
+        "messages": [{"role": "user", "content": "A"}], "temperature": 3e-300, "max_tokens": 2})
+    assert r.status_code == 400 and "temperature" in r.json()["error"]["message"]
+
+
 def test_seeds_outside_64_bits_are_refused_with_400(server):
     for seed in (2**70, -(2**70)):
         r = httpx.post(server[0] + "/v1/chat/completions", timeout=30,

@@ -42,6 +42,14 @@ def float_in(low: float, high: float, low_open: bool = False, high_open: bool = 
     return parse
 
 
+def temperature(text: str) -> float:
+    """A sampling temperature: 0 (greedy) or a finite number in [1e-4, 100] (logits / T overflows below)."""
+    value = float_in(0, 100)(text)
+    if 0 < value < 1e-4:
+        raise argparse.ArgumentTypeError(f"{text} — use 0 for greedy decoding, or at least 1e-4")
+    return value
+
+
 def ints_at_least(low: int) -> Callable[[str], list[int]]:
     """Comma-separated integers, each >= `low` (e.g. --shots 0,3)."""
     one = int_at_least(low)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from emergelab.cli.args import float_in, int_at_least, ints_at_least, out_dir
+from emergelab.cli.args import int_at_least, ints_at_least, out_dir, temperature
 
 DEFAULT_BUDGETS = [8, 16, 32, 64]  # tts thinking budgets (tokens) when --budgets is not given
 
@@ -155,7 +155,7 @@ def register(subparsers) -> None:
                         "skipped for a model without </think>)")
     p.add_argument("--template", default="plain", choices=["plain", "chat"])
     p.add_argument("--max-new-tokens", type=int_at_least(1), default=96)
-    p.add_argument("--temperature", type=float_in(0, 100), default=1.0)
+    p.add_argument("--temperature", type=temperature, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=out_dir, help="directory for tts.json and plots (default RUN/tts)")
     p.set_defaults(func=cmd_tts)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from emergelab.cli.args import existing_file, float_in, int_at_least, out_dir
+from emergelab.cli.args import existing_file, float_in, int_at_least, out_dir, temperature
 from emergelab.data.chat import MAX_NEW_TOKENS
 from emergelab.errors import UserError
 
@@ -135,7 +135,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory (from pretrain, sft, rl, import-hf, ...)")
     p.add_argument("--prompt", default="", help="text to continue (empty: start a fresh document)")
     p.add_argument("--n", type=int_at_least(1), default=1, help="number of continuations")
-    p.add_argument("--temperature", type=float_in(0, 100), default=0.0,
+    p.add_argument("--temperature", type=temperature, default=0.0,
                    help="0 = greedy (what eval uses); e.g. 0.8 for varied samples")
     p.add_argument("--top-k", type=int_at_least(0), default=0,
                    help="sample only from the k most likely tokens (0 = all)")

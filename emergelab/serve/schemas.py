@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Limits:
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # what a 64-bit generator seed holds
+MIN_TEMPERATURE = 1e-4  # a positive temperature below this is refused (see _Sampling)
 
 
 class _Body(BaseModel):
@@ -72,6 +73,14 @@ class _Sampling(_Body):
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
+
+    @field_validator("temperature")
+    @classmethod
+    def _not_vanishing(cls, t: float) -> float:
+        # logits / T overflows float32 for a tiny T (sampling then fails on NaN); 0 already means greedy
+        if 0 < t < MIN_TEMPERATURE:
+            raise ValueError(f"must be 0 (greedy) or at least {MIN_TEMPERATURE}")
+        return t
 
     def stop_list(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
