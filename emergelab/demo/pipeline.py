@@ -122,6 +122,16 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
             return {"skipped": f"not run — the {profile_name} profile leaves the real model out"}
         return run_real_model(DemoLayout(out).stage_dir("real_model"), p["real_model"])
 
+    def real_model_rl(out: Path, _: dict) -> dict:
+        from emergelab.rl.recipes import run_recipe
+
+        smol = DemoLayout(out).stage_dir("real_model") / "smollm2"
+        if not p.get("real_model_rl"):
+            return {"skipped": f"not run — the {profile_name} profile runs R1-Zero on the real model only on a GPU"}
+        if not (smol / "checkpoints").exists():
+            return {"skipped": "not run — the real_model stage did not import SmolLM2 (install it: `make extras`)"}
+        return run_recipe("r1-zero", smol, DemoLayout(out).stage_dir("real_model_rl"), {"rl": p["real_model_rl"]})
+
     def report(out: Path, results: dict) -> dict:
         from emergelab.demo.report_data import build_report
 
@@ -149,6 +159,7 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
         # re-run every time, like the report: it reads other stages' outputs and caches its own work
         Stage("verdict_inputs", verdict_inputs, 60 * scale, always=True),
         Stage("real_model", real_model, 180 if p.get("real_model") else 1, "real_model"),
+        Stage("real_model_rl", real_model_rl, 3600 if p.get("real_model_rl") else 1, "real_model_rl"),
         Stage("report", report, 5 * scale, always=True),
     ]
 

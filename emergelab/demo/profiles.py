@@ -142,6 +142,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "distill": {"task": ADD6, "n": 1500, "samples": 2, "student_size": "50k",
                     "sft": ["sft.epochs=10", "train.lr=1e-3"]},
         "cot_bridge_n": 100,
+        "real_model": {"syllogism_n": 100, "icl_n": 50, "cannot_tell_n": 100, "questions_n": 24, "threads": 1},
         "sweep_estimate_s": 2700,
     },
     "gpu": {
@@ -163,6 +164,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "distill": {"task": ADD6, "n": 4000, "samples": 8, "student_size": "300k", "sft": []},
         "cot_bridge_n": 500,
         "real_model": {"syllogism_n": 200, "icl_n": 100, "cannot_tell_n": 200, "questions_n": 24, "threads": None},
+        # TinyZero-style R1-Zero on SmolLM2 (docs/real_model.md): countdown, accuracy + format rewards, lr 1e-6,
+        # KL β 0.001; expected: the tag format learned early, countdown accuracy staying low at 135M parameters
+        "real_model_rl": {"task": "countdown:numbers=3", "steps": 300, "prompts_per_step": 32, "group_size": 8,
+                          "max_new_tokens": 256, "lr": 1e-6, "beta": 0.001, "micro_batch": 32, "device": "cuda",
+                          "rewards": {"accuracy": 1.0, "format": 0.1}, "eval_n": 200, "eval_every": 20},
         "expected": "Emergence of reversed 4-digit addition between ~30k and ~100k parameters with the mirage "
                     "analysis able to tell metric artefacts from real jumps; a clean power law in FLOPs over "
                     "three decades; R1-Zero accuracy and response length rising together on 6-digit addition; "
