@@ -112,3 +112,42 @@ def test_page_streams_a_chat_answer_with_collapsible_thinking_and_shows_attentio
             page.screenshot(path=str(ARTIFACTS / "serve_inspect.png"), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def base_page_url(tmp_path_factory):
+    """A base model as `emergelab pretrain` builds it: a digit corpus, a tokenizer covering printable ASCII."""
+    tok = char_tokenizer("0123456789+=", printable=True)
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=32, n_head=4, block_size=256)).eval()
+    run = tmp_path_factory.mktemp("base")
+    (run / "config.yaml").write_text("model: {n_layer: 2}\ndata: {corpus: digits, loss_on: answers}\n")
+    engine = Engine(model, tok, (tok.eos_id,))
+    with serve_in_thread(create_app(engine, ChatFormat(), "base", run_dir=run)) as url:
+        yield url
+    engine.close()
+
+
+def test_base_model_page_completes_plain_text_and_inspects_the_default_sentence(base_page_url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        try:
+            page.goto(base_page_url)
+            sync_api.expect(page.locator("#mode")).to_have_value("completion")  # a base model: no chat template
+            page.fill("#max-tokens", "12")
+            page.fill("#prompt", "What is 123+456?")
+            page.click("#send")
+            answer = page.locator(".msg.assistant")
+            sync_api.expect(answer).to_have_attribute("data-done", "1", timeout=30_000)
+            assert "error" not in (answer.get_attribute("class") or "")
+            assert "12 tokens" in answer.locator(".meta").inner_text()
+            assert answer.locator(".body span[title^='p = ']").count() >= 1
+
+            page.click("#tab-inspect")  # the page's own default sentence, capitals and punctuation included
+            sync_api.expect(page.locator("#heatmap")).to_have_attribute("data-drawn", "1", timeout=30_000)
+            assert page.inner_text("#inspect-error") == ""
+            assert page.locator("#tokens span").count() == len(page.input_value("#inspect-text"))
+            assert page.locator("#lens tr").count() == 1 + 3  # header + embeddings + 2 layers
+        finally:
+            browser.close()

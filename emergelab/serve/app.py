@@ -30,6 +30,7 @@ from emergelab.serve.engine import Engine, QueueFull
 from emergelab.serve.events import SSE_HEADERS, collect, sse, started, stream_error, usage
 from emergelab.serve.guards import LOOPBACK_NAMES, RequestGuard, is_loopback
 from emergelab.serve.http_errors import ApiError, error_response
+from emergelab.serve.page_mode import page_mode
 from emergelab.serve.schemas import ChatRequest, InspectRequest, Limits
 
 STATIC = Path(__file__).parent / "static"
@@ -115,6 +116,7 @@ def _add_info_routes(app: FastAPI, s: Served) -> None:
                 links += [f"/run/plots/{p.name}" for p in sorted(plots.iterdir()) if p.suffix in (".png", ".svg")]
         return {"model": s.model_name, "config": asdict(cfg), "params": s.engine.model.num_params(),
                 "chat_template": "ours" if s.chat_format.template is None else "imported",
+                "mode": page_mode(s.run_path, s.chat_format.template is not None),  # serve/page_mode.py
                 "limits": asdict(s.limits) | {"max_prompt_tokens": s.admission.max_prompt}, "links": links}
 
     @app.get("/run/{path:path}")

@@ -22,6 +22,7 @@ async function loadInfo() {
     $("links").appendChild(a);
   }
   $("max-tokens").max = info.limits.max_tokens;
+  setMode(info.mode || "chat");
   fillSelect($("layer"), c.n_layer);
   fillSelect($("head"), c.n_head);
 }
@@ -44,7 +45,17 @@ for (const t of document.querySelectorAll(".tab")) {
   });
 }
 
-// ---------- chat ----------
+// ---------- chat or plain completion ----------
+// The run's config decides (chat for chat-trained runs, completion for base models); the user may switch.
+function setMode(mode) {
+  $("mode").value = mode;
+  $("prompt").placeholder = mode === "chat"
+    ? "Ask something… (Enter sends, Shift+Enter: new line)"
+    : "Text for the model to continue (base model: no chat template; Enter sends)";
+  $("send").textContent = mode === "chat" ? "Send" : "Complete";
+}
+$("mode").addEventListener("change", () => setMode($("mode").value));
+
 function addMessage(role, text) {
   const div = document.createElement("div");
   div.className = "msg " + role;
@@ -145,18 +156,24 @@ async function send(ev) {
   const t0 = performance.now();
   let n = 0, finish = "";
   try {
-    await postStream("/v1/chat/completions", {
-      model: state.model, messages: state.history, stream: true, logprobs: true,
-      temperature: parseFloat($("temperature").value), max_tokens: parseInt($("max-tokens").value, 10),
-    }, (chunk) => {
+    const sampling = { model: state.model, stream: true, temperature: parseFloat($("temperature").value),
+                       max_tokens: parseInt($("max-tokens").value, 10) };
+    const onChunk = (chunk) => {
       if (chunk.error) throw new Error(chunk.error.message);
       const c = chunk.choices[0];
       if (!c) return;
-      if (c.logprobs && c.logprobs.content) {
+      if (c.logprobs && c.logprobs.content) {  // chat
         for (const t of c.logprobs.content) { n++; if (t.token) view.add(t.token, t.logprob); }
+      } else if (c.logprobs && c.logprobs.tokens) {  // completion
+        c.logprobs.tokens.forEach((t, i) => { n++; if (t) view.add(t, c.logprobs.token_logprobs[i]); });
       } else if (c.delta && c.delta.content) view.add(c.delta.content);
       if (c.finish_reason) finish = c.finish_reason;
-    });
+    };
+    if ($("mode").value === "chat") {
+      await postStream("/v1/chat/completions", { ...sampling, messages: state.history, logprobs: true }, onChunk);
+    } else {  // the text as the model continues it; earlier turns are not sent
+      await postStream("/v1/completions", { ...sampling, prompt: text, logprobs: 0 }, onChunk);
+    }
     const s = (performance.now() - t0) / 1000;
     view.finish(`${n} tokens · ${s.toFixed(1)} s · ${(n / s).toFixed(1)} tok/s · finish: ${finish}`);
     state.history.push({ role: "assistant", content: view.text });
