@@ -12,7 +12,14 @@ pass gives the fixed cost, and together they project the wall time of the real g
 run). The systems alternate within each repeat (old, new, new, old, ...); we report medians and the
 ratio of the medians, with the load average before and after (the reference machine is shared).
 
+A second, load-proof part (`--step-costs`, also run by default first) times one training step of every
+quick size in process CPU time, old heads vs new, alternating in one process, on the real quick corpus
+batches; with the tokenization cost per run, it gives the grid's CPU seconds for both paths. CPU
+time is steady on a shared machine where wall time is not; the parallel part (jobs) only shows in
+wall time, on an idle machine.
+
     python bench/bench_sweep.py [--steps 10,40] [--repeat 2]   # table on stdout, JSON in bench/results/sweep.json
+    python bench/bench_sweep.py --step-costs-only              # only the CPU-time part (minutes)
 """
 
 from __future__ import annotations
@@ -75,12 +82,64 @@ def one_pass(system: str, corpus: Path, steps: int, work: Path) -> float:
     return time.perf_counter() - t0
 
 
+def step_costs(corpus: Path, work: Path, names: list[str], steps: int, repeat: int) -> dict:
+    """Per size: median process CPU ms of a training step with the old and the new head count, and the
+    CPU seconds of tokenizing the corpus for one run (what each old run paid)."""
+    import torch.nn.functional as F
+
+    from emergelab.config import load_pretrain_config
+    from emergelab.data.tokenizer import Tokenizer
+    from emergelab.data.tokens import BatchSampler, TokenData
+    from emergelab.model.gpt import GPT, ModelConfig
+    from emergelab.train.pretrain import prepare_data
+
+    torch.set_num_threads(1)
+    recipe = grid_recipe(corpus, 10)
+    cfg = load_pretrain_config(None, [f"data.corpus={corpus}", "size=5k",
+                                      *(f"{k}={v}" for k, v in recipe["pretrain"].items())])
+    prep = work / "prepared"
+    prep.mkdir()
+    c0 = time.process_time()
+    prepare_data(cfg, prep)
+    tokenize_cpu = time.process_time() - c0
+    tok = Tokenizer.load(prep / "tokenizer.json")
+    data = TokenData.open(prep / "data")
+    t = cfg.train
+    sampler = BatchSampler(data.train, t.seq_len, t.batch_size, 1, 1, 0, "train", data.train_mask, tok.eos_id)
+    out = {"tokenize_cpu_s": tokenize_cpu, "ms": {}}
+    for name in names:
+        n_layer, n_embd, new_heads = sizes.SIZES[name]
+        ms: dict[str, list[float]] = {"old": [], "new": []}
+        for rep in range(repeat):
+            for which in (["old", "new"] if rep % 2 == 0 else ["new", "old"]):
+                heads = OLD_HEADS.get(name, new_heads) if which == "old" else new_heads
+                torch.manual_seed(0)
+                model = GPT(ModelConfig(vocab_size=tok.vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=heads,
+                                        block_size=cfg.model.block_size))
+                opt = torch.optim.AdamW(model.parameters(), 1e-3)
+                for i in range(steps + 2):
+                    if i == 2:  # two warm-up steps
+                        c0 = time.process_time()
+                    x, y, doc = sampler.batch(i)
+                    logits = model(x, doc_ids=doc).logits
+                    F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100).backward()
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                ms[which].append(1000 * (time.process_time() - c0) / steps)
+        out["ms"][name] = {k: statistics.median(v) for k, v in ms.items()}
+        print(f"{name:>5}: old {out['ms'][name]['old']:6.1f} ms/step  new {out['ms'][name]['new']:6.1f} ms/step "
+              f"(CPU, 1 thread; load {os.getloadavg()[0]:.2f})", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", default="10,40", help="S1,S2: steps per run of the two passes")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--real-steps", type=int, default=get_profile("quick")["pretrain"]["max_steps"])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sweep.json"))
+    ap.add_argument("--step-costs-only", action="store_true", help="only the CPU-time step costs")
+    ap.add_argument("--cost-steps", type=int, default=20, help="timed steps per size in the CPU-time part")
     args = ap.parse_args()
     s1, s2 = (int(x) for x in args.steps.split(","))
     profile = get_profile("quick")
@@ -89,6 +148,22 @@ def main() -> None:
     corpus = work / "corpus"
     build_corpus(profile["corpus"], corpus)
     load_before = os.getloadavg()
+    costs = step_costs(corpus, work, profile["sizes"], args.cost_steps, 3)
+    seeds = len(profile["seeds"])
+    cpu = {which: seeds * args.real_steps * sum(c[which] for c in costs["ms"].values()) / 1000
+           for which in ("old", "new")}
+    cpu["old"] += n_runs * costs["tokenize_cpu_s"]
+    cpu["new"] += costs["tokenize_cpu_s"]
+    print(f"grid CPU seconds at {args.real_steps} steps (training + tokenization): old {cpu['old']:.0f}, "
+          f"new {cpu['new']:.0f} ({cpu['old'] / cpu['new']:.2f}x less work); tokenizing once: "
+          f"{costs['tokenize_cpu_s']:.1f} CPU s; load {load_before[0]:.2f} → {os.getloadavg()[0]:.2f}", flush=True)
+    result = {"step_costs": costs, "grid_cpu_seconds": cpu}
+    if args.step_costs_only:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        meta = dict(sizes=profile["sizes"], seeds=profile["seeds"], real_steps=args.real_steps,
+                    torch=torch.__version__, load_avg_before=list(load_before), load_avg_after=list(os.getloadavg()))
+        Path(args.out).write_text(json.dumps(dict(meta=meta, **result), indent=2) + "\n")
+        return
     times: dict[str, dict[int, list[float]]] = {"old": {s1: [], s2: []}, "new": {s1: [], s2: []}}
     for rep in range(args.repeat):
         order = ["old", "new"] if rep % 2 == 0 else ["new", "old"]
@@ -122,8 +197,8 @@ def main() -> None:
                 cores=os.cpu_count(), torch=torch.__version__, cpu=platform.processor() or platform.machine(),
                 load_avg_before=list(load_before), load_avg_after=list(os.getloadavg()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(dict(meta=meta, rows=rows, ratio_rate=ratio,
-                                              ratio_projected=end_to_end), indent=2) + "\n")
+    Path(args.out).write_text(json.dumps(dict(meta=meta, rows=rows, ratio_rate=ratio, ratio_projected=end_to_end,
+                                              **result), indent=2) + "\n")
 
 
 if __name__ == "__main__":

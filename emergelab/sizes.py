@@ -11,9 +11,10 @@ import math
 from emergelab.errors import UserError
 
 # name → (n_layer, n_embd, n_head). Heads of size ≥ 16 at the small widths: on the CPU a training step's
-# attention costs ∝ heads × T² whatever the head size, and at these widths attention is most of the step
-# (1 thread, 16×256-token document-masked batches: 5k 50 → 28 ms with 1 head instead of 2, 30k 198 → 111
-# ms with 2 instead of 4, 50k 205 → 140 ms with 3 instead of 4; docs/ARCHITECTURE.md).
+# attention costs ∝ heads × T² whatever the head size, and at these widths it was most of the step. Fewer
+# heads, same parameters (1 thread, 16×256-token document-masked batches of the quick corpus, process CPU
+# ms per step, bench/bench_sweep.py --step-costs-only): 5k 15.7 → 11.8 (2 → 1 head), 15k 31.6 → 26.1
+# (2 → 1), 30k 50.5 → 35.9 (4 → 2), 50k 61.7 → 53.6 (4 → 3). From 100k up the matmuls dominate.
 SIZES: dict[str, tuple[int, int, int]] = {
     "3k": (1, 12, 1),
     "5k": (1, 16, 1),

@@ -6,7 +6,8 @@ cores this process may run on. Measured on the 2-core reference CPU (1 vs 2 thre
 threads ran a step 1.7–1.9× faster than 1; with anything else running on the other core, 2 threads
 ran it 4–20× *slower* (the threads wait for each other at every kernel), while 1 thread lost
 nothing. Two independent 1-thread runs side by side never collapse. So: several runs → one job per
-core with one thread each; a single run → all cores as threads only when the machine is idle.
+core with one thread each; a single run → all cores as threads only when the machine is idle, judged
+from the CPU's idle time at the moment of choosing.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ class Parallelism:
 
 
 def choose(jobs: int | None = None, threads: int | None = None, n_tasks: int | None = None,
-           device: str = "cpu", cores: int | None = None, load: float | None = None) -> Parallelism:
+           device: str = "cpu", cores: int | None = None, busy: float | None = None) -> Parallelism:
     """Jobs and threads for `n_tasks` independent runs; an explicit `jobs` / `threads` wins.
 
     CPU: jobs = min(cores, n_tasks); threads = cores // jobs, except that a lone job gets one thread when
-    the 1-minute load average (`load`, default os.getloadavg()) says other processes hold a core.
+    other processes keep a core busy (`busy` cores, default: measured now, see busy_cores).
     CUDA: one job (the runs share one device), threads = cores."""
     for name, value in (("--jobs", jobs), ("--threads", threads)):
         if value is not None and (not isinstance(value, int) or value < 1):
@@ -47,18 +48,35 @@ def choose(jobs: int | None = None, threads: int | None = None, n_tasks: int | N
         jobs = 1 if device.startswith("cuda") else max(1, min(cores, n_tasks or cores))
     if threads is None:
         threads = max(1, cores // jobs)
-        if threads > 1 and not device.startswith("cuda") and _load(load) >= 0.5:
+        if threads > 1 and not device.startswith("cuda") and (busy_cores() if busy is None else busy) >= 0.5:
             threads = 1
     return Parallelism(jobs=jobs, threads=threads)
 
 
-def _load(load: float | None) -> float:
-    if load is not None:
-        return load
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # Windows
-        return 0.0
+def busy_cores(interval: float = 0.25) -> float:
+    """Cores busy with other work right now: (1 − idle share) × all cores over `interval` seconds, from
+    /proc/stat (Linux); elsewhere the 1-minute load average. Measured at the moment of choosing, so a
+    sweep that just finished does not count (a load average would remember it for minutes)."""
+    import time
+
+    def snapshot() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    first = snapshot()
+    if first is None:
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows
+            return 0.0
+    time.sleep(interval)
+    second = snapshot()
+    idle, total = second[0] - first[0], second[1] - first[1]
+    return (1 - idle / max(total, 1)) * (os.cpu_count() or 1)
 
 
 def set_torch_threads(n: int) -> None:

@@ -4,6 +4,7 @@ against hand computation and the exact bootstrap; the budget grid; how jobs and 
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from safetensors.numpy import load_file
 from emergelab.errors import UserError
 from emergelab.runs import latest_checkpoint
 from emergelab.science import sweep, sweep_analysis
-from emergelab.threads import choose
+from emergelab.threads import busy_cores, choose
 from emergelab.train.pretrain import pretrain
 
 
@@ -102,14 +103,15 @@ def test_the_budget_grid_adds_only_runs_the_main_grid_lacks():
 
 
 def test_jobs_and_threads_use_the_cores_without_oversubscribing_and_explicit_values_win():
-    assert choose(n_tasks=21, cores=2, load=0.0) == choose(jobs=2, threads=1, cores=2)
-    assert choose(n_tasks=1, cores=2, load=0.0).threads == 2  # a lone run on an idle machine: all cores
-    assert choose(n_tasks=1, cores=2, load=1.5).threads == 1  # another process holds a core: 2 threads stall
-    assert choose(n_tasks=21, cores=16, load=0.0).jobs == 16
+    assert choose(n_tasks=21, cores=2, busy=0.0) == choose(jobs=2, threads=1, cores=2)
+    assert choose(n_tasks=1, cores=2, busy=0.0).threads == 2  # a lone run on an idle machine: all cores
+    assert choose(n_tasks=1, cores=2, busy=1.0).threads == 1  # another process holds a core: 2 threads stall
+    assert choose(n_tasks=21, cores=16, busy=0.0).jobs == 16
     assert choose(jobs=1, threads=3, cores=2).threads == 3
     assert choose(n_tasks=5, device="cuda", cores=8).jobs == 1
     for jobs, threads in itertools.product(range(1, 5), range(1, 5)):
-        p = choose(n_tasks=jobs * threads, cores=4, load=0.0)
+        p = choose(n_tasks=jobs * threads, cores=4, busy=0.0)
         assert p.jobs * p.threads <= 4
     with pytest.raises(UserError, match="--jobs"):
         choose(jobs=0)
+    assert 0.0 <= busy_cores(0.05) <= os.cpu_count() + 1e-9

@@ -93,9 +93,16 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
 
         d, layout = p["distill"], DemoLayout(out)
         try:
-            result = run_distill(layout.rl_run, layout.run_of_size(d["student_size"]), layout.stage_dir("distill"),
-                                 task=d["task"], n=d["n"], samples=d["samples"], overrides=d["sft"],
-                                 compare_rl=True)
+            if d.get("fair"):  # both arms tuned on one lr grid by validation accuracy (docs/verdicts.md#distill)
+                from emergelab.rl.distill_fair import fair_distill
+
+                result = fair_distill(layout.rl_run, layout.run_of_size(d["student_size"]),
+                                      layout.stage_dir("distill"), d["task"], n=d["n"], samples=d["samples"],
+                                      sft_overrides=[o for o in d["sft"] if not o.startswith("train.lr=")])
+            else:
+                result = run_distill(layout.rl_run, layout.run_of_size(d["student_size"]),
+                                     layout.stage_dir("distill"), task=d["task"], n=d["n"], samples=d["samples"],
+                                     overrides=d["sft"], compare_rl=True)
             return {**result, "paths": {"distill": str(layout.stage_dir("distill"))}}
         except UserError as e:  # a teacher with nothing verified to teach is a result, not a crash
             if "no verified answers" not in str(e):
@@ -174,11 +181,11 @@ def run_demo(profile: str = "quick", out: str | Path = "runs/demo", jobs: int | 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    single = choose(jobs=1, threads=threads)
-    set_torch_threads(single.threads)
     stages = build_stages(profile, jobs, threads)
     t0 = time.time()
-    results = run_stages(stages, out, progress=progress, profile=profile, settings=get_profile(profile))
+    # stages other than the sweep run alone: all cores as threads if the machine is idle at that moment
+    results = run_stages(stages, out, progress=progress, profile=profile, settings=get_profile(profile),
+                         before_each=lambda _: set_torch_threads(choose(jobs=1, threads=threads).threads))
     (out / "demo.json").write_text(json.dumps({"profile": profile, "seconds_this_invocation": time.time() - t0,
                                                "stages": {k: v.get("status") for k, v in results.items()}},
                                               indent=1))

@@ -74,9 +74,10 @@ def check_profile(out_dir: Path, profile: str) -> None:
 
 
 def run_stages(stages: list[Stage], out_dir: Path, progress: bool = True, profile: str = "",
-               settings: Any = None) -> dict[str, dict]:
+               settings: Any = None, before_each: Callable[[Stage], None] | None = None) -> dict[str, dict]:
     """Run `stages` in order, skipping those finished under the same profile and settings; a failed stage
-    is recorded, not fatal. `settings` (JSON-able) is what the stages' results depend on."""
+    is recorded, not fatal. `settings` (JSON-able) is what the stages' results depend on; `before_each`
+    is called before a stage runs (the demo chooses its torch threads there)."""
     done_dir = out_dir / "stages"
     (done_dir / "started").mkdir(parents=True, exist_ok=True)
     check_profile(out_dir, profile)
@@ -103,6 +104,8 @@ def run_stages(stages: list[Stage], out_dir: Path, progress: bool = True, profil
             shutil.rmtree(out_dir / stage.output, ignore_errors=True)
         marker.unlink(missing_ok=True)
         _write_json(started, fingerprint)
+        if before_each is not None:
+            before_each(stage)
         try:
             result = stage.run(out_dir, results)
             result = {"status": "ok", **(result or {}), "seconds": time.time() - t0, **fingerprint}
