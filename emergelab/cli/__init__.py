@@ -8,6 +8,17 @@ import sys
 
 from emergelab.errors import UserError
 
+# What `emergelab --help` shows users (the module docstring above is for developers).
+USAGE = """\
+Train small language models from scratch, post-train them, and measure what the essays claim.
+
+A first run (about a minute on a laptop CPU):
+  emergelab data build configs/corpus_default.yaml data/default
+  emergelab pretrain configs/pretrain_tiny.yaml --out runs/tiny
+  emergelab sample runs/tiny --prompt "12+34="
+then `emergelab eval runs/tiny`, `emergelab serve runs/tiny`, or the whole study: `emergelab demo`.
+Every command writes or reads a run directory; `emergelab COMMAND --help` documents its options."""
+
 # Modules under emergelab.cli that define `register(subparsers)`.
 AREAS: tuple[str, ...] = ("train", "tasks", "science", "rl", "serve", "report", "demo")
 
@@ -20,11 +31,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="emergelab", description=__doc__)
+    from emergelab import __version__
+
+    parser = _Parser(prog="emergelab", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"emergelab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for area in AREAS:
         importlib.import_module(f"emergelab.cli.{area}").register(sub)
+    _document(parser)
     return parser
+
+
+def _document(parser: argparse.ArgumentParser) -> None:
+    """Every command's --help: its one-line help as description when it has none, and option defaults."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {a.dest: a.help for a in action._choices_actions}
+        for name, sub in action.choices.items():
+            sub.description = sub.description or helps.get(name)
+            if sub.formatter_class is argparse.HelpFormatter:
+                sub.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+            _document(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

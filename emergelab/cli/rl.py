@@ -153,15 +153,18 @@ def register(subparsers) -> None:
     p.add_argument("--budgets", type=ints_at_least(1), default=None,
                    help=f"comma-separated thinking budgets in tokens (default {','.join(map(str, DEFAULT_BUDGETS))}; "
                         "skipped for a model without </think>)")
-    p.add_argument("--template", default="plain", choices=["plain", "chat"])
-    p.add_argument("--max-new-tokens", type=int_at_least(1), default=96)
-    p.add_argument("--temperature", type=temperature, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--template", default="plain", choices=["plain", "chat"],
+                   help="chat wraps prompts in <|user|>…<|assistant|> (for SFT/RL runs)")
+    p.add_argument("--max-new-tokens", type=int_at_least(1), default=96, help="thinking + answer budget per sample")
+    p.add_argument("--temperature", type=temperature, default=1.0,
+                   help="sampling temperature of the N samples (votes need diversity; 0 = greedy)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the items and the samples")
     p.add_argument("--out", type=out_dir, help="directory for tts.json and plots (default RUN/tts)")
     p.set_defaults(func=cmd_tts)
 
     p = subparsers.add_parser("recipe", help="multi-stage post-training recipes: r1-zero, r1")
-    p.add_argument("name", choices=["r1-zero", "r1"])
+    p.add_argument("name", choices=["r1-zero", "r1"],
+                   help="r1-zero: GRPO on the base model; r1: cold-start SFT → GRPO → rejection sampling → RL")
     p.add_argument("--init", required=True, help="run directory of the pretrained base model")
     p.add_argument("--out", help="output directory (one sub-directory per stage)")
     p.add_argument("overrides", nargs="*", help="stage.key=value overrides, e.g. rl.steps=40 sft.n=500")

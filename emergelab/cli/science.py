@@ -126,7 +126,8 @@ def register(subparsers) -> None:
                               "overridden with key=value pairs or a YAML file (--config).")
     p.add_argument("name", help="xor | fgsm | grokking | icl | cot-bridge")
     p.add_argument("overrides", nargs="*", help="setting=value overrides, e.g. epochs=3000")
-    p.add_argument("--profile", default="quick", choices=("quick", "tiny", "gpu"))
+    p.add_argument("--profile", default="quick", choices=("quick", "tiny", "gpu"),
+                   help="tiny: seconds, no claims; quick: the CPU settings; gpu: bigger settings for CUDA")
     p.add_argument("--out", default=None, help="output folder (default runs/exp_NAME)")
     p.add_argument("--config", default=None, help="YAML with settings (and optionally experiment/profile)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0 = torch's default)")
@@ -136,12 +137,13 @@ def register(subparsers) -> None:
                               description="Fit L = E + A·X^-alpha (power) or L = E + A/N^alpha + B/D^beta "
                               "(chinchilla) with a Huber loss on log-residuals and bootstrap 95% intervals.")
     p.add_argument("csv", help="sweep.csv or any table with params, tokens[, flops] and a loss column")
-    p.add_argument("--law", choices=("power", "chinchilla"), default="power")
+    p.add_argument("--law", choices=("power", "chinchilla"), default="power",
+                   help="power: loss = a·x^-α + c over one axis; chinchilla: E + A/N^α + B/D^β")
     p.add_argument("--x", choices=("params", "tokens", "flops"), default="params", help="scale axis of a power law")
     p.add_argument("--loss-column", default=None, help="default: the first of val_loss, loss, final_val_loss")
     p.add_argument("--budget", type=float, default=None, help="compute budget C in FLOPs for the optimal N, D")
     p.add_argument("--boot", type=int, default=200, help="bootstrap replicates for the 95%% intervals")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--plot", default=None, help="plot path without extension (default: beside the CSV)")
     p.set_defaults(func=cmd_scaling_fit)
 
@@ -160,9 +162,9 @@ def register(subparsers) -> None:
         "  n        optional: number of items behind a proportion (binomial noise)\n"
         "  ability  optional (or `task`): group rows into abilities; default: one ability\n\n"
         "Example: emergelab emergence examples/emergence_reversed_addition.csv")
-    p.add_argument("csv")
+    p.add_argument("csv", help="table with a scale column (params, tokens or flops) and metric columns")
     p.add_argument("--out", default=None, help="output folder for plots and verdicts.json")
-    p.add_argument("--boot", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--boot", type=int, default=200, help="bootstrap replicates for the threshold interval")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--noise-floor", type=float, default=0.02, help="noise floor as a fraction of each curve's range")
     p.set_defaults(func=cmd_emergence)
