@@ -426,14 +426,23 @@ def claim_distill(out: Path, results: dict) -> dict:
     base, dist, rl = acc.get("student_base"), acc.get("student_distilled"), acc.get("student_rl")
     if not all(_finite(x) for x in (base, dist, rl)):
         return _not_run("distill", "the RL arm did not run")
-    n = int(r.get("heldout_n") or r.get("n_eval") or 200)
-    gain = newcombe_diff(round(dist * n), n, round(rl * n), n)
+    items = r.get("heldout_items") or {}
+    if items.get("student_distilled") and items.get("student_rl"):  # the fair comparison: same items, paired
+        from emergelab.science.verdicts.noise import paired_diff_interval
+
+        gain = paired_diff_interval([items["student_distilled"]], [items["student_rl"]])
+    else:
+        n = int(r.get("heldout_n") or 200)  # rl.distill scores 200 test items
+        gain = newcombe_diff(round(dist * n), n, round(rl * n), n)
     matched = bool((r.get("fairness") or {}).get("matched"))
     v = R.distill_rule(base, gain, matched)
     return _claim("distill", v,
                   f"Student ({Path(r['student']).name}): {base:.2f} before, {dist:.2f} after SFT on "
                   f"{r['traces'].get('kept', '?')} verified teacher traces, {rl:.2f} after GRPO on its own at matched "
-                  f"training tokens; {v.reason}.",
+                  f"training tokens; {v.reason}." + (
+                      f" Learning rates chosen on validation items from the same grid: SFT "
+                      f"{r['fairness']['chosen_lr']['sft']:g}, GRPO {r['fairness']['chosen_lr']['rl']:g}."
+                      if matched else ""),
                   {"student_distilled": dist, "student_rl": rl}, [], "distill/distill.json")
 
 
