@@ -310,16 +310,16 @@ def claim_icl(out: Path, results: dict, rows: list[dict]) -> dict:
     deep = [drop(h) for h in seeds.values()]
     shallow_key = min(r["history"], key=int)
     shallow = drop(r["history"][shallow_key]) if shallow_key != max(r["history"], key=int) else None
-    gain, gain_text = None, ""
-    groups = by_size(rows)
-    if groups:
-        size, _, runs = groups[-1]
+    gains = {}  # size → 3-shot − 0-shot exact match on the invented lexicon, with its 95% interval
+    for size, _, runs in by_size(rows):
         zero, few = seed_items(out, runs, "lexicon_0shot"), seed_items(out, runs, "lexicon_3shot")
         if zero and few:
             paired = _has_items(out, runs, "lexicon_0shot") and _has_items(out, runs, "lexicon_3shot")
-            gain = R.fewshot_gain(zero, few) if paired else \
+            gains[size] = R.fewshot_gain(zero, few) if paired else \
                 newcombe_diff(sum(map(sum, few)), sum(map(len, few)), sum(map(sum, zero)), sum(map(len, zero)))
-            gain_text = f" Invented lexicon at {size}: 3-shot − 0-shot exact match {_ci_text(*gain, signed=True)}."
+    gain = gains[list(gains)[-1]] if gains else None
+    gain_text = (" Invented lexicon, 3-shot − 0-shot exact match by size: "
+                 + ", ".join(f"{s} {_ci_text(*g, signed=True)}" for s, g in gains.items()) + ".") if gains else ""
     v = R.icl_rule(deep, shallow, gain)
     per_seed = ", ".join(f"seed {s}: {d['drop_nats']:.2f} nats over steps {d['window'][0]}–{d['window'][1]} "
                          f"({'phase change' if d['phase_change'] else 'no phase change'})"
@@ -327,7 +327,9 @@ def claim_icl(out: Path, results: dict, rows: list[dict]) -> dict:
     depth = max(r["history"], key=int)
     return _claim("icl", v, f"Induction sequences, {depth}-layer attention-only model — {per_seed}; "
                             f"chance ln V = {r.get('ln_vocab', float('nan')):.2f}." + gain_text,
-                  {"repeat_loss_final": r["depths"][max(r["depths"], key=int)]["final_repeat_loss"]},
+                  {"repeat_loss_final": r["depths"][max(r["depths"], key=int)]["final_repeat_loss"],
+                   **{f"fewshot_gain_{s}": g[0] for s, g in gains.items()},
+                   **{f"fewshot_gain_{s}_ci": [g[1], g[2]] for s, g in gains.items()}},
                   _png(out, r.get("plots")), "icl/verdicts.json")
 
 
