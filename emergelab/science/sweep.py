@@ -311,7 +311,11 @@ def _run_local(args: list[tuple], jobs: int, bar: SweepProgress) -> list[dict]:
     else:  # spawn: fresh interpreters (no forked torch thread pools)
         pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
     with pool, bar:
-        futures = [pool.submit(run_one, *a) for a in args]
+        # largest runs first (longest-processing-time order): the last worker to finish then waits on a
+        # small run instead of the other workers idling while one trains the largest model alone
+        order = sorted(range(len(args)), key=lambda i: -_cost(args[i][1]))
+        by_index = {i: pool.submit(run_one, *args[i]) for i in order}
+        futures = [by_index[i] for i in range(len(args))]
         pending = set(futures)
         while pending:
             _, pending = cf.wait(pending, timeout=1.0, return_when=cf.FIRST_EXCEPTION)
@@ -322,6 +326,14 @@ def _run_local(args: list[tuple], jobs: int, bar: SweepProgress) -> list[dict]:
                     f.cancel()
                 raise failed[0].exception()
         return [f.result() for f in futures]
+
+
+def _cost(run: dict) -> float:
+    """A run's relative training cost for scheduling: non-embedding parameters × its budget."""
+    from emergelab.sizes import SIZES, approx_params
+
+    n_layer, n_embd, _ = SIZES[run["size"].lower()]
+    return approx_params(n_layer, n_embd) * float(run["budget"] or 1)
 
 
 class SweepProgress:
