@@ -79,7 +79,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "float32"  # float32 | bfloat16 (autocast on CUDA)
-    tensorboard: bool = False
+    tracker: str = "none"  # none | tensorboard | trackio (train/tracking.py); metrics.jsonl is always written
+    tensorboard: bool = False  # older spelling of tracker=tensorboard
     progress: bool = True
     # packed rows attend within their own <eos>-separated document, positions restarting per document;
     # without it, small models did not learn reversed addition from packed windows (scripts/probe_packing.py)
@@ -89,6 +90,8 @@ class TrainConfig:
         for name in ("tensorboard", "progress", "doc_mask"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"train.{name}={getattr(self, name)!r} must be true or false")
+        if self.tracker not in ("none", "tensorboard", "trackio"):
+            raise UserError(f"train.tracker={self.tracker!r} must be none, tensorboard or trackio")
         for name in ("batch_size", "grad_accum", "seq_len", "log_every", "eval_every", "eval_batches",
                      "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:

@@ -10,6 +10,7 @@ logging to `metrics.jsonl` (and TensorBoard), periodic checkpoints, and exact re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from emergelab.errors import UserError
 from emergelab.runs import latest_checkpoint, load_checkpoint_into, save_checkpoint
 from emergelab.train.distributed import World, all_reduce_mean, all_reduce_sum, average_gradients
 from emergelab.train.optim import lr_at, make_optimizer
+from emergelab.train.tracking import Tracker, open_tracker
 
 BatchFn = Callable[[int, int, int], tuple[torch.Tensor, ...]]
 EvalFn = Callable[[torch.nn.Module], dict]
@@ -34,16 +36,9 @@ EvalFn = Callable[[torch.nn.Module], dict]
 class MetricsLog:
     """Append-only `metrics.jsonl`; on resume, lines past the restored step are dropped."""
 
-    def __init__(self, path: Path, enabled: bool, tensorboard_dir: Path | None = None):
+    def __init__(self, path: Path, enabled: bool, tracker: Tracker | None = None):
         self.path, self.enabled = path, enabled
-        self.tb = None
-        if enabled and tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                raise UserError("train.tensorboard=true needs the tensorboard package — "
-                                "`pip install tensorboard` or set train.tensorboard=false") from e
-            self.tb = SummaryWriter(str(tensorboard_dir))
+        self.tracker = tracker  # train.tracker: TensorBoard or trackio get every record too (train/tracking.py)
 
     def truncate_after(self, step: int) -> None:
         if not (self.enabled and self.path.exists()):
@@ -64,11 +59,12 @@ class MetricsLog:
             return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, int | float):
-                    self.tb.add_scalar(k, v, record["step"])
-            self.tb.flush()
+        if self.tracker is not None:
+            self.tracker.log(record)
+
+    def close(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
 
 
 def _progress_enabled(cfg: TrainConfig, world: World) -> bool:
@@ -82,8 +78,9 @@ def train_loop(model: torch.nn.Module, cfg: TrainConfig, run_dir: Path, max_step
     world = world or World()
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, cfg.lr or 1e-3, cfg.weight_decay, (cfg.beta1, cfg.beta2), device.type)
+    tracker = "tensorboard" if cfg.tensorboard and cfg.tracker == "none" else cfg.tracker
     log = MetricsLog(run_dir / "metrics.jsonl", world.is_main,
-                     run_dir / "tensorboard" if cfg.tensorboard else None)
+                     open_tracker(tracker, run_dir, dataclasses.asdict(cfg)) if world.is_main else None)
     start = 0
     if world.is_main:  # temporary checkpoint dirs left by a killed process are never valid
         for stale in (run_dir / "checkpoints").glob(".tmp-*"):
@@ -161,5 +158,6 @@ def train_loop(model: torch.nn.Module, cfg: TrainConfig, run_dir: Path, max_step
                             {"torch_rng": torch.get_rng_state().tolist(), "tokens": done * tokens_per_step},
                             keep=cfg.keep_checkpoints)
     bar.close()
+    log.close()
     model.eval()
     return last
