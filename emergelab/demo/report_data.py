@@ -160,7 +160,7 @@ def claim_transformer(out: Path, results: dict) -> dict:
                   "decoder-only Transformer.", source="stages/attention.json")
 
 
-def claim_lm(out: Path, rows: list[dict]) -> dict:
+def claim_lm(out: Path, rows: list[dict], inputs: dict | None = None) -> dict:
     if not rows:
         return _not_run("lm", "the sweep did not run")
     import yaml
@@ -184,12 +184,19 @@ def claim_lm(out: Path, rows: list[dict]) -> dict:
     bpb = best.get("val_bpb")
     scored = (f"{bpb:.3f} bits/byte) on held-out text" if _finite(bpb) else
               "on the held-out answers; the loss is on answer tokens only, data.loss_on=answers)")
+    held = (inputs or {}).get("heldout_loss", {}).get(best["run"], {})
+    all_tokens, extra = {}, ""
+    if _finite(held.get("loss")) and held.get("ci95"):
+        extra = (f" On all tokens of held-out text it scores {_ci_text(held['loss'], *held['ci95'])} nats/token "
+                 f"({held['tokens']} tokens).")
+        all_tokens = {"heldout_all_token_loss": held["loss"], "heldout_all_token_loss_ci": held["ci95"]}
     return _claim("lm", v,
                   f"Next-token cross-entropy on held-out data: the best model ({best['size']}) reaches "
                   f"{best['val_loss']:.3f} nats/token (perplexity {math.exp(best['val_loss']):.2f}, " + scored
-                  + f"; uniform guessing is ln V = {math.log(vocab or 2):.2f}.",
+                  + f"; uniform guessing is ln V = {math.log(vocab or 2):.2f}." + extra,
                   {"best_val_loss": best["val_loss"], "best_val_ppl": math.exp(best["val_loss"]),
-                   "best_val_bpb": bpb, "ln_vocab": math.log(vocab or 2)}, plots, "sweep/runs/*/metrics.jsonl")
+                   "best_val_bpb": bpb, "ln_vocab": math.log(vocab or 2), **all_tokens}, plots,
+                  "sweep/runs/*/metrics.jsonl")
 
 
 def claim_scaling(out: Path, rows: list[dict], inputs: dict) -> dict:
@@ -218,6 +225,7 @@ def claim_scaling(out: Path, rows: list[dict], inputs: dict) -> dict:
     t = test_pts[0][0]
     predicted = float(fit.predict(np.array([t["params"]]), np.array([t["tokens"]]) if chinchilla else None)[0])
     observed = float(np.mean([loss for _, loss in test_pts]))
+    observed_ci = held[test_pts[0][0]["run"]].get("ci95") if len(test_pts) == 1 else None
     v = R.scaling_rule(fit.params["alpha"], tuple(fit.ci95["alpha"]), predicted, observed, len(fit_pts))
     law = "L(N, D) = E + A·N^(−α) + B·D^(−β)" if chinchilla else "L(N) = E + A·N^(−α) at one token budget"
     plots = _png(out, scaling.plot_fit(fit, {"params": n, "tokens": d, "loss": y, "flops": n * d * 6},
@@ -225,7 +233,9 @@ def claim_scaling(out: Path, rows: list[dict], inputs: dict) -> dict:
     return _claim("scaling", v,
                   f"All-token held-out loss of each run's final checkpoint, fitted with {law} on {len(fit_pts)} runs "
                   f"without the largest ({t['size']}): {v.reason}.",
-                  {"E": fit.params["E"], "A": fit.params["A"]}, plots, "verdict_inputs/inputs.json")
+                  {"E": fit.params["E"], "A": fit.params["A"],
+                   **({"observed_largest_ci": observed_ci} if observed_ci else {})},
+                  plots, "verdict_inputs/inputs.json")
 
 
 def emergence_rows(out: Path, rows: list[dict]) -> list[dict]:
@@ -410,11 +420,14 @@ def claim_tts(out: Path, results: dict) -> dict:
     v = R.tts_rule(t["greedy"]["correct"], settings)
     best = {s["n"]: s["best_of_n_accuracy"] for s in t["samples"]}
     curve = ", ".join(f"{k} {sum(c) / len(c):.2f}" for k, c in settings.items())
+    accuracy = {k: mean_interval([c]) for k, c in {"greedy": t["greedy"]["correct"], **settings}.items()}
     return _claim("tts", v,
                   f"On {t['items']} items, greedy decoding {t['greedy']['accuracy']:.2f}; {curve}; best-of-"
                   f"{max(best)} with the exact verifier (an oracle bound, not judged) {best[max(best)]:.2f}. "
                   f"{v.reason}.",
-                  {f"best_of_{k}": val for k, val in best.items()},
+                  {**{f"best_of_{k}": val for k, val in best.items()},
+                   **{f"accuracy_{k}": a[0] for k, a in accuracy.items()},
+                   **{f"accuracy_{k}_ci": [a[1], a[2]] for k, a in accuracy.items()}},
                   _png(out, [str(p) for p in (out / "tts").glob("*.png")]), "tts/tts.json")
 
 
@@ -560,7 +573,7 @@ def build_report(out: Path, profile: str, results: dict) -> dict:
     rows = get_sweep_rows(out)
     inputs = _read_json(out / "verdict_inputs" / "inputs.json")
     claims = [
-        claim_transformer(out, results), claim_lm(out, rows), claim_scaling(out, rows, inputs),
+        claim_transformer(out, results), claim_lm(out, rows, inputs), claim_scaling(out, rows, inputs),
         claim_emergence(out, rows, profile), claim_icl(out, results, rows), claim_syllogisms(out, rows, inputs),
         claim_cot(out, results, rows),
         _not_run("r1", "the full R1 recipe (cold-start SFT → GRPO → rejection sampling → SFT → GRPO with a "
