@@ -20,7 +20,7 @@ then `emergelab eval runs/tiny`, `emergelab serve runs/tiny`, or the whole study
 Every command writes or reads a run directory; `emergelab COMMAND --help` documents its options."""
 
 # Modules under emergelab.cli that define `register(subparsers)`.
-AREAS: tuple[str, ...] = ("train", "tasks", "science", "rl", "serve", "report", "demo")
+AREAS: tuple[str, ...] = ("train", "tasks", "science", "rl", "serve", "report", "plot", "demo")
 
 
 class _Parser(argparse.ArgumentParser):
