@@ -341,13 +341,15 @@ class SweepProgress:
     runs done, and the run being trained with its step, loss and the ETA."""
 
     def __init__(self, run_dirs: list[Path], desc: str, enabled: bool = True):
+        import sys
+
         from tqdm import tqdm
 
-        show = enabled and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
+        show = enabled and os.environ.get("EMERGELAB_NO_PROGRESS") != "1" and sys.stderr.isatty()
         self.dirs, self.max_steps = run_dirs, {}
         self.bar = tqdm(total=len(run_dirs), desc=desc, unit="run", disable=not show, dynamic_ncols=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} runs "
-                                   "[{elapsed}<{remaining}] {postfix}")
+                                   "[{elapsed}<{remaining}]{postfix}")
 
     def poll(self) -> None:
         done, active = 0.0, []
@@ -359,7 +361,10 @@ class SweepProgress:
             total = self._max_steps(d)
             if step and total:
                 done += 0.95 * min(step / total, 1.0)  # the last 5%: scoring the abilities
-                active.append(f"{d.name} step {step}/{total} loss {loss:.3f}" if loss is not None else d.name)
+                if step >= total:
+                    active.append(f"{d.name} scoring its abilities")
+                else:
+                    active.append(f"{d.name} step {step}/{total} loss {loss:.3f}" if loss is not None else d.name)
         self.bar.n = round(done, 2)
         self.bar.set_postfix_str(" | ".join(active[:2]), refresh=False)
         self.bar.refresh()
