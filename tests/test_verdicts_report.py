@@ -104,3 +104,10 @@ def test_emergence_claim_on_a_three_seed_sweep(tmp_path):
     claim = rd.claim_emergence(tmp_path, rows, "tiny")  # fewer bootstrap draws; the same rule
     assert claim["verdict"] == "reproduced"  # exact match and character accuracy jump together
     assert "false-mirage rate" in claim["summary"] and "simulated_false_mirage_rate" in claim["numbers"]
+
+
+def test_a_claim_whose_inputs_are_malformed_is_not_run_with_the_error_not_a_crash(tmp_path):
+    (tmp_path / "tts").mkdir()
+    (tmp_path / "tts" / "tts.json").write_text(json.dumps({"items": 3, "greedy": {"accuracy": 0.5}}))  # no items
+    claim = rd._guarded("tts", rd.claim_tts, tmp_path, {"tts": {"status": "ok"}})
+    assert claim["verdict"] == "not run" and "KeyError" in claim["summary"]
