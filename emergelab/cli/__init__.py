@@ -38,8 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for area in AREAS:
         importlib.import_module(f"emergelab.cli.{area}").register(sub)
+    _add_threads(parser)
     _document(parser)
     return parser
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    """Every command takes --threads (torch threads; emergelab/threads.py chooses when it is left out)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_threads(sub)
+            return
+    if "--threads" not in parser._option_string_actions:
+        parser.add_argument("--threads", type=int, default=None,
+                            help="torch threads (default: all cores when the machine is idle, else 1)")
 
 
 def _document(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +68,23 @@ def _document(parser: argparse.ArgumentParser) -> None:
             _document(sub)
 
 
+def _choose_threads(threads: int | None) -> None:
+    """Torch threads for this command, set before torch is imported (OMP_NUM_THREADS): --threads, else the
+    user's own OMP_NUM_THREADS, else emergelab.threads.choose."""
+    import os
+
+    from emergelab.threads import choose
+
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return
+    n = choose(jobs=1, threads=threads).threads
+    if "torch" in sys.modules:
+        from emergelab.threads import set_torch_threads
+
+        set_torch_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -68,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
+        _choose_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"emergelab {args.command}: error: {e}", file=sys.stderr)

@@ -130,7 +130,8 @@ def register(subparsers) -> None:
                    help="tiny: seconds, no claims; quick: the CPU settings; gpu: bigger settings for CUDA")
     p.add_argument("--out", default=None, help="output folder (default runs/exp_NAME)")
     p.add_argument("--config", default=None, help="YAML with settings (and optionally experiment/profile)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: all cores when the machine is idle, else 1)")
     p.set_defaults(func=cmd_experiment)
 
     p = subparsers.add_parser("scaling-fit", help="fit a power law or Chinchilla law to a sweep table",
