@@ -152,6 +152,8 @@ def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overr
     cfg.model.vocab_size = tokenizer.vocab_size
     max_steps = derive_max_steps(cfg, world.world_size)
     cfg.train.max_steps = max_steps
+    # the tokens this run trains on (a named size's budget no longer applies once max_steps is set)
+    cfg.train.tokens = max_steps * cfg.train.batch_size * cfg.train.grad_accum * cfg.train.seq_len * world.world_size
     effective = to_dict(cfg)
     effective["world_size"] = world.world_size
     if world.is_main:
