@@ -25,9 +25,6 @@ class DemoLayout:
         self.r1_zero_recipe = self.r1_zero / "recipe.json"
         self.rl_run = self.r1_zero / "rl"  # the R1-Zero policy: teacher of distillation, model of tts
 
-    def __repr__(self) -> str:
-        return f"DemoLayout({str(self.out)!r})"
-
     def stage_dir(self, name: str) -> Path:
         """The folder a stage named `name` writes (icl, grokking, tts, distill, cot_bridge, ...)."""
         return self.out / name
