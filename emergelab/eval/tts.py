@@ -19,11 +19,13 @@ Writes DIR/tts.json and DIR/tts.{png,svg} (DIR = RUN/tts by default).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from emergelab.data.chat import (
     ANSWER_CLOSE,
@@ -133,13 +135,26 @@ def test_time_scaling(run: str | Path, task_spec: str, n_items: int = 100, sampl
     examples = task.generate(n_items, "test", seed=seed)
     prompts = [encode_prompt(tok, render_prompt(task, ex, template)) for ex in examples]
     torch.manual_seed(seed)
+    # one step per generation pass (greedy, each N, each budget); off when not a TTY or EMERGELAB_NO_PROGRESS=1
+    bar = tqdm(total=1 + len(samples) + len(budgets), desc=f"tts {task.spec}", unit="pass",
+               disable=True if os.environ.get("EMERGELAB_NO_PROGRESS") == "1" else None)
+    bar.set_postfix_str("greedy")
     greedy = greedy_baseline(model, tok, task, examples, prompts, max_new_tokens)
-    by_n = [sample_scaling(model, tok, task, examples, prompts, n, max_new_tokens, temperature, seed + n)
-            for n in samples]
+    bar.update(1)
+    by_n = []
+    for n in samples:
+        bar.set_postfix_str(f"{n} samples per item")
+        by_n.append(sample_scaling(model, tok, task, examples, prompts, n, max_new_tokens, temperature, seed + n))
+        bar.update(1)
     largest = max(by_n, key=lambda r: r["n"])  # unbiased pass@k from the largest sample set
     pass_k = {k: sum(pass_at_k(largest["n"], c, k) for c in largest["correct_counts"]) / n_items
               for k in samples if k <= largest["n"]}
-    by_budget = [budget_scaling(model, tok, task, examples, prompts, b) for b in budgets]
+    by_budget = []
+    for b in budgets:
+        bar.set_postfix_str(f"thinking budget {b}")
+        by_budget.append(budget_scaling(model, tok, task, examples, prompts, b))
+        bar.update(1)
+    bar.close()
     result = {"run": str(run), "task": task.spec, "items": n_items, "temperature": temperature,
               "greedy": greedy, "samples": by_n, "pass_at_k": pass_k, "budgets": by_budget,
               "summary": {"greedy": greedy["accuracy"], "vote": {r["n"]: r["vote_accuracy"] for r in by_n},
