@@ -395,8 +395,9 @@ def pool_seeds(points: list[dict]) -> dict[str, np.ndarray]:
         vals = np.array([float(r["value"]) for r in rows])
         values.append(vals.mean())
         ns.append(sum(int(r["n"]) for r in rows) if all(r.get("n") for r in rows) else None)
-        if all(r.get("items") for r in rows):
-            sigmas.append(mean_sigma([r["items"] for r in rows]))
+        finite = [[v for v in r["items"] if math.isfinite(v)] for r in rows if r.get("items")]
+        if len(finite) == len(rows) and all(finite):
+            sigmas.append(mean_sigma(finite))
         elif ns[-1] and np.all((vals >= 0) & (vals <= 1)):
             within = np.mean([bounded_mean_sigma(float(r["value"]), int(r["n"])) ** 2 for r in rows]) / len(rows)
             between = vals.var(ddof=1) / len(rows) if len(rows) > 1 else 0.0
