@@ -47,14 +47,16 @@ def _as_arrays(data: SeedItems) -> list[np.ndarray]:
 def bootstrap_means(data: SeedItems, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     """Bootstrap replicates of the grand mean: resample seeds, then items within each drawn seed.
 
-    With one seed this is the ordinary item bootstrap."""
+    With one seed this is the ordinary item bootstrap. Vectorised: every (slot, seed) pair gets its own
+    item resample, so a seed drawn twice in one replicate is resampled twice, as the two-level scheme says."""
     arrays = _as_arrays(data)
     rng = np.random.default_rng(seed)
-    out = np.empty(n_boot)
-    for b in range(n_boot):
-        picks = rng.integers(len(arrays), size=len(arrays)) if len(arrays) > 1 else [0]
-        out[b] = np.mean([arrays[i][rng.integers(arrays[i].size, size=arrays[i].size)].mean() for i in picks])
-    return out
+    k = len(arrays)
+    # means[j, s, b]: replicate b's item-resampled mean of seed s, for seed slot j
+    means = np.stack([np.stack([a[rng.integers(a.size, size=(n_boot, a.size))].mean(1) for a in arrays])
+                      for _ in range(k)])
+    picks = rng.integers(k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), dtype=int)
+    return means[np.arange(k)[None, :], picks, np.arange(n_boot)[:, None]].mean(1)
 
 
 def grand_mean(data: SeedItems) -> float:
