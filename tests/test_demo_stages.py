@@ -95,3 +95,17 @@ def test_a_resumable_stage_keeps_its_half_done_output_only_under_the_same_settin
     fail["on"] = False
     fresh = run_stages([stage()], tmp_path, progress=False, profile="quick", settings={"steps": 30})
     assert fresh["sweep"]["files"] == ["part4"]  # started under other settings: not resumed
+
+
+def test_a_late_stage_change_leaves_earlier_stages_alone_and_an_early_change_reruns_later_ones(tmp_path):
+    calls = []
+
+    def stages(sweep_settings, late_settings):
+        return [Stage("sweep", lambda o, r: calls.append("sweep") or {}, 1, settings=sweep_settings),
+                Stage("late", lambda o, r: calls.append("late") or {}, 1, settings=late_settings)]
+
+    run_stages(stages({"steps": 10}, {"n": 1}), tmp_path, progress=False, profile="quick")
+    run_stages(stages({"steps": 10}, {"n": 2}), tmp_path, progress=False, profile="quick")
+    assert calls == ["sweep", "late", "late"]
+    run_stages(stages({"steps": 20}, {"n": 2}), tmp_path, progress=False, profile="quick")
+    assert calls == ["sweep", "late", "late", "sweep", "late"]

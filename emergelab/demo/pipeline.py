@@ -148,8 +148,8 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
     # the four-stage R1 recipe (full, gpu): OUT/r1, after R1-Zero
     r1_stage = [Stage("r1", r1, 240 * scale, "r1")] if p.get("r1") else []
     return [
-        Stage("sweep", sweep, p["sweep_estimate_s"], "sweep", resumable=True),
-        Stage("analysis", analysis, 30 * scale),
+        Stage("sweep", sweep, p["sweep_estimate_s"], "sweep", resumable=True, settings=_sweep_recipe(p)),
+        Stage("analysis", analysis, 30 * scale, settings={}),
         Stage("icl", experiment("icl", "icl"), 200 * scale, "icl"),
         Stage("grokking", experiment("grokking", "grokking"), 120 * scale, "grokking"),
         Stage("classics", classics, 20 * scale, "classics"),

@@ -1,9 +1,10 @@
 """A resumable pipeline: each stage writes `OUT/stages/<name>.json` when done and is skipped on re-runs.
 
 A finished stage is reused only under the settings it ran with: its marker records the profile and a
-hash of the effective settings. A folder holding stages of another profile is refused (one message
-naming `--out`), so `demo --profile tiny` followed by `demo` cannot render a quick report over tiny
-runs; a stage whose settings changed within the same profile is run again from scratch.
+hash of its own settings and those of every stage before it. A folder holding stages of another
+profile is refused (one message naming `--out`), so `demo --profile tiny` followed by `demo` cannot
+render a quick report over tiny runs; a stage whose settings changed within the same profile is run
+again from scratch, and so is every stage after it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Stage:
     # a stage that resumes its own half-done output (the sweep): its folder is kept after a crash and
     # wiped only when the settings it was started with changed
     resumable: bool = False
+    # what this stage's result depends on besides earlier stages (None: the run's whole `settings`)
+    settings: Any = None
 
 
 def settings_hash(settings: Any) -> str:
@@ -81,14 +84,18 @@ def run_stages(stages: list[Stage], out_dir: Path, progress: bool = True, profil
     done_dir = out_dir / "stages"
     (done_dir / "started").mkdir(parents=True, exist_ok=True)
     check_profile(out_dir, profile)
-    fingerprint = {"profile": profile, "settings_hash": settings_hash(settings)}
     results: dict[str, dict] = {}
+    chain = ""
     total = sum(s.estimate_s for s in stages)
     show = progress and os.environ.get("EMERGELAB_NO_PROGRESS") != "1"
     bar = tqdm(total=round(total), desc="demo", disable=not show, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     for stage in stages:
         marker, started = done_dir / f"{stage.name}.json", done_dir / "started" / f"{stage.name}.json"
+        # a stage's fingerprint covers its own settings and every earlier stage's: changing the sweep
+        # re-runs everything after it, changing a late stage leaves the sweep alone
+        chain = settings_hash([chain, settings if stage.settings is None else stage.settings])
+        fingerprint = {"profile": profile, "settings_hash": chain}
         bar.set_description_str(f"demo [{stage.name}]")
         previous = _read(marker)
         if previous is not None and not stage.always and \
