@@ -45,6 +45,13 @@ def test_seed_bootstrap_widens_the_interval_when_seeds_disagree():
     assert hi2 - lo2 > 3 * (hi1 - lo1)
 
 
+def test_seed_bootstrap_spread_matches_theory_when_seeds_dominate():
+    # seed means 0, 1, 2 with negligible item noise: resampling 3 seeds gives sd = pop. sd / √3
+    rng = np.random.default_rng(0)
+    data = [(v + 0.001 * rng.random(100)).tolist() for v in (0.0, 1.0, 2.0)]
+    assert np.std(noise.bootstrap_means(data)) == pytest.approx(np.std([0, 1, 2]) / math.sqrt(3), rel=0.1)
+
+
 def test_paired_difference_uses_the_pairing():
     # b = a with 10 of 200 items flipped to correct: paired, the gain is clearly positive; unpaired, it is not
     a = items(0.5)
