@@ -97,8 +97,8 @@ def emergence_rule(abilities: Mapping[str, Mapping]) -> Verdict:
     if all(v.get("emergent") is None for v in abilities.values()):
         return Verdict(NOT_RUN, "too few sizes to tell a step from a trend (the step test needs ≥ 4)", "emergence")
     emergent = [a for a, v in abilities.items() if v.get("emergent")]
-    real = [a for a in emergent if v_is(abilities[a], "mirage", False)]
-    mirages = [a for a in emergent if v_is(abilities[a], "mirage", True)]
+    real = [a for a in emergent if _is(abilities[a], "mirage", False)]
+    mirages = [a for a in emergent if _is(abilities[a], "mirage", True)]
     unsure = [a for a, v in abilities.items() if v.get("emergent") is None or v.get("seeds_agree") is False
               or (v.get("emergent") and v.get("mirage") is None)]
     text = (f"emergent under exact match: {', '.join(emergent) or 'none'}; real jumps (continuous metrics jump "
@@ -112,7 +112,7 @@ def emergence_rule(abilities: Mapping[str, Mapping]) -> Verdict:
     return Verdict(NOT_REPRODUCED, text, "emergence", numbers)
 
 
-def v_is(d: Mapping, key: str, value: bool) -> bool:
+def _is(d: Mapping, key: str, value: bool) -> bool:
     return key in d and d[key] is value
 
 
