@@ -95,9 +95,9 @@ def import_gguf_run(gguf_file: Path, out: Path, hf_dir: str | None = None, sourc
 
     from emergelab.cli.train import import_hf_run
     from emergelab.model.gguf import gguf_to_hf
+    from emergelab.runs import RunDir
 
-    if (out / "checkpoints").exists():
-        raise UserError(f"import: {out} already holds a run — choose a new directory")
+    RunDir(out).ensure_new("import:")
     with tempfile.TemporaryDirectory() as tmp:
         folder = gguf_to_hf(gguf_file, hf_dir or tmp)
         import_hf_run(folder, out)

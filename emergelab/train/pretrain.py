@@ -18,7 +18,7 @@ from emergelab.data.tokenizer import Tokenizer, alphabet_of, char_tokenizer, tra
 from emergelab.data.tokens import BatchSampler, TokenData, read_corpus_texts
 from emergelab.errors import UserError
 from emergelab.model.gpt import GPT
-from emergelab.runs import latest_checkpoint, read_run_config, resolve_device
+from emergelab.runs import RunDir, latest_checkpoint, read_run_config, resolve_device
 from emergelab.train.distributed import World, all_reduce_mean, barrier, init_world
 from emergelab.train.loop import train_loop
 
@@ -134,10 +134,8 @@ def pretrain(cfg: PretrainConfig | str | Path | None, out_dir: str | Path, overr
     if world.world_size > 1 and device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
-    if not resume and world.is_main and (out_dir / "checkpoints").exists() and \
-            any((out_dir / "checkpoints").iterdir()):
-        raise UserError(f"--out {out_dir} already holds a run — use --resume {out_dir} to continue it, "
-                        "or choose a new directory")
+    if not resume and world.is_main:
+        RunDir(out_dir).ensure_new(hint=f"use --resume {out_dir} to continue it, or choose a new directory")
 
     data_dir = out_dir / "data"
     if world.is_main:
