@@ -11,6 +11,7 @@ from emergelab.errors import UserError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from emergelab.runs import read_run_config
     from emergelab.serve.app import app_for_run
     from emergelab.serve.schemas import Limits
     from emergelab.serve.server import bind, run
@@ -21,6 +22,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')}: {getattr(args, flag)} — it must be at least 1")
     limits = Limits(max_tokens=args.max_tokens, max_batch=args.max_batch, max_queue=args.max_queue)
+    read_run_config(args.run)  # a missing run is reported before the port is taken
     sock = bind(args.host, args.port)  # a port in use fails here, before "serving on"
     try:
         app, engine = app_for_run(args.run, device=args.device, limits=limits, host=args.host, quant=args.quant)
