@@ -39,11 +39,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from emergelab.cli.train import note_unknown
     from emergelab.eval.probes import inspect_text
     from emergelab.runs import load_model
 
     model, tok, _ = load_model(args.run, device=args.device)
     ids = tok.encode(args.text)
+    note_unknown(tok, args.text)
     if not ids:
         raise UserError("inspect: the text encodes to no tokens — give some text")
     if len(ids) > model.cfg.block_size:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from emergelab.cli.args import existing_file, float_in, int_at_least, out_dir, temperature
@@ -38,6 +39,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     quantize(model, args.quant)
     prompt = args.prompt.encode().decode("unicode_escape") if args.escapes else args.prompt
     ids = tok.encode(prompt, doc_start=not args.raw)  # as `eval` and pretraining: text starts after <eos>
+    note_unknown(tok, prompt)
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                             top_p=args.top_p, seed=args.seed, num_samples=args.n,
                             stop_token_ids=tuple(t for t in [tok.eos_id] if t is not None))
@@ -50,6 +52,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
             print(prompt + text)
             print("-" * 40)
     return 0
+
+
+def note_unknown(tok, text: str) -> None:
+    """One line on stderr when characters of `text` are not in the model's alphabet (they become <unk>)."""
+    unknown = tok.unknown_characters(text)
+    if unknown:
+        print(f"note: {unknown[:10]} are not in this model's alphabet; the model reads each as <unk>",
+              file=sys.stderr)
 
 
 def cmd_ppl(args: argparse.Namespace) -> int:
