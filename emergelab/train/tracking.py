@@ -7,7 +7,8 @@ records as they are logged:
 - `trackio`: a local trackio project named after the run's parent directory, one trackio run per
   run directory (`trackio show`); trackio keeps its data locally unless told otherwise.
 
-Both are optional packages: `pip install -r requirements-tracking.txt`.
+Both are optional packages: `pip install -r requirements-tracking.txt` (TensorBoard) or
+`-r requirements-trackio.txt`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class TrackioTracker:
             import trackio
         except ImportError as e:
             raise UserError("train.tracker=trackio needs the trackio package — "
-                            "`pip install -r requirements-tracking.txt`, or set train.tracker=none") from e
+                            "`pip install -r requirements-trackio.txt`, or set train.tracker=none") from e
         self.trackio = trackio
         project = run_dir.resolve().parent.name or "emergelab"
         trackio.init(project=project, name=run_dir.resolve().name, config=config or {}, resume="allow")
