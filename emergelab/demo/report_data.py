@@ -462,11 +462,21 @@ def claim_distill(out: Path, results: dict) -> dict:
 
 
 def claim_attention(out: Path, results: dict) -> dict:
+    real = _ok(results, "real_model")
+    if real and "skipped" not in real:  # the real model decides this claim (science/real_model/claims.py)
+        from emergelab.science.real_model.claims import attention_claim
+
+        c = attention_claim(real)
+        claim = _claim("attention", R.Verdict(c["verdict"], c["reason"], c["rule"]), c["summary"], c["numbers"],
+                       _png(out, c["plots"]), c["source"])
+        claim["details"] += c["details"]
+        return claim
     r = _ok(results, "attention")
     if not r:
         return _not_run("attention", "the inspect stage did not run")
     v = R.attention_rule(r["best_score"], r["uniform_baseline"])
     return _claim("attention", v,
+                  (f"Real model: {real['skipped']}. " if real else "") +
                   f"Our character-level models cannot show the essays' 'bank' example; on a repeated random string, "
                   f"head {r['best_head']} puts {r['best_score']:.2f} of its attention on the token after the earlier "
                   f"occurrence: {v.reason}.",

@@ -1,7 +1,7 @@
 """The real-model stage's result as report material: the attention claim and one line per other measurement.
 
 `attention_claim(result)` returns the fields of a report claim (verdict by docs/verdicts.md's "real model"
-rule, a summary, numbers, plots, source, rule anchor, details); the report only has to pass them through.
+rule and why, a summary, numbers, plots, source, the rule's anchor, details); the report passes them through.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def attention_claim(result: dict) -> dict:
             "numbers": {"mean_extra_move": v["mean_extra_move"], "ci95_low": lo, "ci95_high": hi,
                         "share_items_more": share["value"], "pairs": share["n"]},
             "plots": [p for p in dis.get("plots", []) + result["lens"].get("plots", [])],
-            "source": "real_model/", "rule": "docs/verdicts.md#real-model: reproduced when the bootstrap interval "
-            "of the mean extra move is above 0 and most words move more than their control (Wilson)",
+            "source": "real_model/", "rule": "real-model",  # the anchor of its rule in docs/verdicts.md
+            "reason": f"mean extra move {v['mean_extra_move']:.3f} [{lo:.3f}, {hi:.3f}] (needs > 0), words moving more "
+                      f"than their control {share['value']:.2f} [{share['ci95'][0]:.2f}, {share['ci95'][1]:.2f}] "
+                      "(needs a lower bound > 0.5)",
             "details": detail_lines(result)}
