@@ -267,7 +267,7 @@ def run_sweep(recipe: Recipe | str | Path | dict, out_dir: str | Path, jobs: int
         raise UserError(f"--backend: {backend!r} — use local or ray")
     else:
         rows = _run_local(args, par.jobs, SweepProgress(dirs, f"sweep ×{par.jobs} jobs", progress))
-    return write_tables(rows, out_dir, recipe)
+    return write_tables(rows, out_dir, recipe, {"jobs": par.jobs, "threads": par.threads, "backend": backend})
 
 
 def prepare_shared_data(recipe: Recipe, grid: list[dict], corpus: str, out_dir: Path) -> dict[str, str]:
@@ -419,8 +419,9 @@ def _run_ray(args: list[tuple]) -> list[dict]:
             ray.shutdown()
 
 
-def write_tables(rows: list[dict], out_dir: Path, recipe: Recipe) -> dict:
-    """sweep.csv (one row per run), sweep.json, and emergence.csv (scale, metric, value, n, ability)."""
+def write_tables(rows: list[dict], out_dir: Path, recipe: Recipe, parallelism: dict | None = None) -> dict:
+    """sweep.csv (one row per run), sweep.json, and emergence.csv (scale, metric, value, n, ability).
+    `parallelism`: the jobs × threads of the invocation that wrote the tables (for the report)."""
     columns = list(TABLE_KEYS) + sorted({k for r in rows for k in r} - set(TABLE_KEYS))
     with (out_dir / "sweep.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
@@ -445,7 +446,8 @@ def write_tables(rows: list[dict], out_dir: Path, recipe: Recipe) -> dict:
         writer = csv.DictWriter(f, fieldnames=["ability", "metric", "scale", "value", "n", "seed", "budget"])
         writer.writeheader()
         writer.writerows({k: _fmt(v) for k, v in r.items()} for r in long_rows)
-    result = {"recipe": {k: v for k, v in recipe.__dict__.items()}, "columns": columns, "rows": rows}
+    result = {"recipe": {k: v for k, v in recipe.__dict__.items()}, "parallelism": parallelism, "columns": columns,
+              "rows": rows}
     (out_dir / "sweep.json").write_text(json.dumps(result, indent=1))
     return result
 
