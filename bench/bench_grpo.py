@@ -112,8 +112,10 @@ def bench_trl(model: GPT, tok, root: Path, steps: int) -> dict | str:
     hf_tok = PreTrainedTokenizerFast.from_pretrained(hf_dir)
     task = get_task(TASK)
     examples = task.generate(P * (steps + 1), "train", seed=0)
-    # "<eos>" + problem tokenizes to exactly our prompt ids
-    by_prompt = {"<eos>" + ex.prompt: ex for ex in examples}
+    # TRL tokenizes the prompt text with the exported tokenizer's special tokens: the export puts the
+    # document start (<eos>) in front itself; an older export needs it in the text
+    lead = "" if hf_tok("0")["input_ids"][0] == tok.eos_id else "<eos>"
+    by_prompt = {lead + ex.prompt: ex for ex in examples}
     for text, ex in by_prompt.items():
         assert hf_tok(text)["input_ids"] == encode_prompt(tok, ex.prompt), text
     # an explicit fingerprint skips datasets' dill hashing (which fails on this pyarrow build)
