@@ -64,3 +64,13 @@ def test_int8_stores_a_quarter_of_the_bytes_and_keeps_the_embedding():
 def test_unknown_mode_is_a_user_error():
     with pytest.raises(UserError, match="quant"):
         quantize(model_(), "int4")
+
+
+def test_int8_leaves_layers_the_kernel_cannot_take_in_float32():
+    model = model_(n_embd=24, n_head=2, ffn_hidden=64)  # q/k/v, gate/up and head read width 24; down reads 64
+    ref = model(torch.arange(10)[None]).logits
+    quantize(model, "int8")
+    kinds = {name: type(m).__name__ for name, m in model.named_modules() if isinstance(m, nn.Linear | Int8Linear)}
+    assert kinds["blocks.0.mlp.down"] == "Int8Linear" and kinds["blocks.0.attn.qkv"] == "Linear"
+    out = model(torch.arange(10)[None]).logits
+    assert torch.isfinite(out).all() and (out - ref).abs().max() < 0.03 * ref.abs().max()

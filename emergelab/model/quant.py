@@ -20,6 +20,7 @@ from emergelab.errors import UserError
 from emergelab.model.gpt import GPT
 
 QUANT_MODES = ("none", "bf16", "int8")
+INT8_K_MULTIPLE = 16  # aten._weight_int8pack_mm needs the input width to be a multiple of this
 
 
 class Int8Linear(nn.Module):
@@ -47,7 +48,8 @@ def quantize(model: GPT, mode: str) -> GPT:
     """Convert `model` in place for inference (`mode` in QUANT_MODES; "none" leaves it as it is).
 
     int8 replaces every nn.Linear (q/k/v, attention out, MLP, output head — also when the head shares the
-    embedding matrix, which then stays float32 for the lookup)."""
+    embedding matrix, which then stays float32 for the lookup) whose input width is a multiple of 16: the
+    kernel returns NaN or crashes on other widths (torch 2.13, found by trying), so those stay float32."""
     if mode not in QUANT_MODES:
         raise UserError(f"quant: {mode!r} is not one of {QUANT_MODES} — e.g. --quant int8")
     if mode == "none":
@@ -59,7 +61,7 @@ def quantize(model: GPT, mode: str) -> GPT:
         raise UserError("quant: int8 weight-only uses a CPU kernel — use --quant bf16 on a GPU")
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if type(child) is nn.Linear:
+            if type(child) is nn.Linear and child.in_features % INT8_K_MULTIPLE == 0:
                 setattr(module, name, Int8Linear(child))
     return model
 
