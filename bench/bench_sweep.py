@@ -20,6 +20,11 @@ wall time, on an idle machine.
 
     python bench/bench_sweep.py [--steps 10,40] [--repeat 2]   # table on stdout, JSON in bench/results/sweep.json
     python bench/bench_sweep.py --step-costs-only              # only the CPU-time part (minutes)
+    python bench/bench_sweep.py --threads-only                 # 1 vs 2 threads, other core idle / busy
+
+The last one backs emergelab/threads.py: the wall time of a training step (16×256 tokens, documents of
+20–130 tokens, 1 layer d=16 … 2 layers d=64) with 1 and 2 torch threads, with the other core idle and
+with a busy-loop process on it, and two 1-thread processes side by side; modes alternate per repeat.
 """
 
 from __future__ import annotations
@@ -132,6 +137,71 @@ def step_costs(corpus: Path, work: Path, names: list[str], steps: int, repeat: i
     return out
 
 
+THREAD_SIZES = ["5k", "50k", "100k"]
+
+
+def _child_step_ms(names: list[str], threads: int, steps: int = 12) -> dict[str, float]:
+    """Median wall ms of a synthetic document-masked training step per size, in this process."""
+    import torch.nn.functional as F
+
+    from emergelab.model.gpt import GPT, ModelConfig
+
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    B, T, V = 16, 256, 40
+    doc = torch.zeros(B, T, dtype=torch.long)
+    for b in range(B):
+        d, t = 0, 0
+        while t < T:
+            n = int(torch.randint(20, 130, (1,), generator=g))
+            doc[b, t:t + n], d, t = d, d + 1, t + n
+    x = torch.randint(0, V, (B, T), generator=g)
+    out = {}
+    for name in names:
+        n_layer, n_embd, n_head = sizes.SIZES[name]
+        model = GPT(ModelConfig(vocab_size=V, n_layer=n_layer, n_embd=n_embd, n_head=n_head, block_size=T))
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        ts = []
+        for _ in range(steps + 2):
+            t0 = time.perf_counter()
+            F.cross_entropy(model(x, doc_ids=doc).logits.flatten(0, 1), x.flatten()).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            ts.append(time.perf_counter() - t0)
+        out[name] = 1000 * statistics.median(ts[2:])
+    return out
+
+
+def thread_choice(repeat: int) -> dict:
+    """ms per step for: 1 thread, 2 threads (other core idle), the same with a busy core, 2 jobs × 1 thread."""
+    import subprocess
+    import sys
+
+    def run(threads: int, n: int) -> list[dict]:
+        cmd = [sys.executable, __file__, "--_child", str(threads)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return [json.loads(p.communicate()[0].splitlines()[-1]) for p in procs]
+
+    modes = {"1 thread": (1, 1, False), "2 threads": (2, 1, False), "1 thread, other core busy": (1, 1, True),
+             "2 threads, other core busy": (2, 1, True), "2 jobs x 1 thread (each)": (1, 2, False)}
+    seen: dict[str, list[list[dict]]] = {m: [] for m in modes}
+    for rep in range(repeat):
+        for mode in (list(modes) if rep % 2 == 0 else list(reversed(modes))):
+            threads, jobs, busy = modes[mode]
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                seen[mode].append(run(threads, jobs))
+            finally:
+                if hog:
+                    hog.kill()
+                    hog.wait()
+            print(f"repeat {rep} {mode:<28} " + "  ".join(f"{k} {v:6.1f} ms" for k, v in seen[mode][-1][0].items())
+                  + f"  load {os.getloadavg()[0]:.2f}", flush=True)
+    return {m: {name: statistics.median(r[j][name] for r in runs for j in range(len(r))) for name in THREAD_SIZES}
+            for m, runs in seen.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", default="10,40", help="S1,S2: steps per run of the two passes")
@@ -139,8 +209,22 @@ def main() -> None:
     ap.add_argument("--real-steps", type=int, default=get_profile("quick")["pretrain"]["max_steps"])
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sweep.json"))
     ap.add_argument("--step-costs-only", action="store_true", help="only the CPU-time step costs")
+    ap.add_argument("--threads-only", action="store_true", help="only 1 vs 2 threads, idle vs busy")
+    ap.add_argument("--_child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--cost-steps", type=int, default=20, help="timed steps per size in the CPU-time part")
     args = ap.parse_args()
+    if args._child is not None:
+        print(json.dumps(_child_step_ms(THREAD_SIZES, args._child)))
+        return
+    if args.threads_only:
+        load_before = os.getloadavg()
+        result = thread_choice(args.repeat)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(dict(meta=dict(sizes=THREAD_SIZES, repeat=args.repeat,
+                                                            load_avg_before=list(load_before),
+                                                            load_avg_after=list(os.getloadavg())),
+                                                  threads=result), indent=2) + "\n")
+        return
     s1, s2 = (int(x) for x in args.steps.split(","))
     profile = get_profile("quick")
     n_runs = len(profile["sizes"]) * len(profile["seeds"])
