@@ -1,14 +1,21 @@
 """Inference weights in fewer bytes: float32 matmuls with hand-dequantized weights are the oracle."""
 
+import contextlib
 import copy
+import io
+import json
 
 import pytest
 import torch
 import torch.nn as nn
 
+from emergelab.cli import main as cli_main
+from emergelab.config import write_yaml
+from emergelab.data.tokenizer import char_tokenizer
 from emergelab.errors import UserError
 from emergelab.model import GPT, ModelConfig, SamplingParams, generate
 from emergelab.model.quant import Int8Linear, quantize, weight_bytes
+from emergelab.runs import save_checkpoint
 
 
 def model_(**kw) -> GPT:
@@ -74,3 +81,21 @@ def test_int8_leaves_layers_the_kernel_cannot_take_in_float32():
     assert kinds["blocks.0.mlp.down"] == "Int8Linear" and kinds["blocks.0.attn.qkv"] == "Linear"
     out = model(torch.arange(10)[None]).logits
     assert torch.isfinite(out).all() and (out - ref).abs().max() < 0.03 * ref.abs().max()
+
+
+def test_sample_cli_with_quant_int8_decodes_what_the_library_does(tmp_path):
+    tok = char_tokenizer("abcdefgh ")
+    model = model_(vocab_size=tok.vocab_size)
+    run = tmp_path / "run"
+    run.mkdir()
+    tok.save(run / "tokenizer.json")
+    write_yaml({"model": model.cfg.__dict__}, run / "config.yaml")
+    save_checkpoint(run, 0, model)
+    ids = tok.encode("abc", doc_start=True)
+    ref = generate(quantize(copy.deepcopy(model), "int8"), [ids], SamplingParams(max_new_tokens=8, temperature=0,
+                                                                                  stop_token_ids=(tok.eos_id,)))
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert cli_main(["sample", str(run), "--prompt", "abc", "--quant", "int8", "--max-new-tokens", "8",
+                         "--json", "--device", "cpu"]) == 0
+    assert json.loads(buf.getvalue().splitlines()[0])["tokens"] == ref[0].tokens

@@ -64,16 +64,20 @@ def _default_tasks(run: Path) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from emergelab.eval.harness import evaluate
+    from emergelab.model.quant import quantize
     from emergelab.runs import load_model
 
     run = Path(args.run)
     model, tok, _ = load_model(run, device=args.device)
+    quantize(model, args.quant)
     tasks = args.tasks or _default_tasks(run)
     formats = ("direct",) + (("cot",) if args.cot else ()) + (("free",) if args.free else ())
     result = evaluate(model, tok, tasks, shots=args.shots, cot=args.cot, n=args.n, seed=args.seed,
                       batch_size=args.batch_size, formats=formats, template=args.template,
                       keep_items=args.items)
     result["run"] = str(run)
+    if args.quant != "none":
+        result["quant"] = args.quant
     text = json.dumps(result, indent=2) + "\n"
     out = Path(args.json) if args.json else run / "eval.json"  # --json OUT leaves RUN/eval.json as it was
     out.write_text(text)
@@ -125,6 +129,8 @@ def register(subparsers) -> None:
     p.add_argument("--template", default="plain", choices=["plain", "chat"],
                    help="chat wraps prompts in <|user|>…<|assistant|> (for SFT/RL runs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--quant", default="none", choices=["none", "bf16", "int8"],
+                   help="weights in fewer bytes: bf16, or int8 weight-only (CPU; faster decoding, small accuracy cost)")
     p.add_argument("--items", action="store_true", help="keep every item's completion, verdict and metrics")
     p.add_argument("--json", default=None, metavar="OUT",
                    help="write the results to OUT instead of RUN/eval.json (which the model card and report read)")
