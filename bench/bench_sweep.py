@@ -1,7 +1,7 @@
 """Benchmark: the quick profile's sweep grid (sizes × seeds) — yesterday's path vs today's default.
 
 - old: one run at a time with 1 torch thread (`--jobs 1`), the size table's former head counts
-  (2–4 heads at widths 16–48), every run tokenizing the corpus itself;
+  (2 heads at widths 16–24), every run tokenizing the corpus itself;
 - new: the default of `emergelab sweep` / `make demo` — jobs and threads from emergelab/threads.py
   (one 1-thread job per core on the 2-core CPU), heads of size ≥ 16, the corpus tokenized once.
 
@@ -49,7 +49,7 @@ from emergelab.tasks.corpus import build_corpus
 from emergelab.threads import choose
 
 # the size table before issue 14 (name → n_head), for the old path
-OLD_HEADS = {"3k": 1, "5k": 2, "10k": 2, "15k": 2, "30k": 4, "40k": 4, "50k": 4, "70k": 4}
+OLD_HEADS = {"3k": 1, "5k": 2, "10k": 2, "15k": 2}
 
 
 @contextlib.contextmanager

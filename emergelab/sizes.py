@@ -10,20 +10,21 @@ import math
 
 from emergelab.errors import UserError
 
-# name → (n_layer, n_embd, n_head). Heads of size ≥ 16 at the small widths: on the CPU a training step's
-# attention costs ∝ heads × T² whatever the head size, and at these widths it was most of the step. Fewer
-# heads, same parameters (1 thread, 16×256-token document-masked batches of the quick corpus, process CPU
-# ms per step, bench/bench_sweep.py --step-costs-only): 5k 15.7 → 11.8 (2 → 1 head), 15k 31.6 → 26.1
-# (2 → 1), 30k 50.5 → 35.9 (4 → 2), 50k 61.7 → 53.6 (4 → 3). From 100k up the matmuls dominate.
+# name → (n_layer, n_embd, n_head). One head at the smallest widths: on the CPU a training step's attention
+# costs ∝ heads × T² whatever the head size, and there it was most of the step (1 thread, 16×256-token
+# document-masked batches of the quick corpus, process CPU ms per step, bench/bench_sweep.py
+# --step-costs-only): 5k 15.7 → 11.8 (2 → 1 head), 10k 15.4 → 13.0, 15k 31.6 → 26.1. From 30k up, around the
+# reversed-addition jump, the heads stay as they were: with 3 heads instead of 4, 50k seed 1 reached exact
+# match 0.01 instead of 0.21 (and a higher loss) after 2,000 steps (docs/sweeps.md).
 SIZES: dict[str, tuple[int, int, int]] = {
     "3k": (1, 12, 1),
     "5k": (1, 16, 1),
     "10k": (1, 24, 1),
     "15k": (2, 24, 1),
-    "30k": (2, 32, 2),
-    "40k": (2, 40, 2),
-    "50k": (2, 48, 3),
-    "70k": (2, 56, 2),
+    "30k": (2, 32, 4),
+    "40k": (2, 40, 4),
+    "50k": (2, 48, 4),
+    "70k": (2, 56, 4),
     "100k": (2, 64, 4),
     "150k": (2, 80, 4),
     "300k": (3, 96, 4),
