@@ -115,3 +115,15 @@ def test_jobs_and_threads_use_the_cores_without_oversubscribing_and_explicit_val
     with pytest.raises(UserError, match="--jobs"):
         choose(jobs=0)
     assert 0.0 <= busy_cores(0.05) <= os.cpu_count() + 1e-9
+
+
+@pytest.mark.parametrize("argv", [["demo", "--jobs", "0"], ["sweep", "configs/sweep_tiny.yaml", "--jobs", "-1"],
+                                  ["demo", "--threads", "0"]])
+def test_a_bad_jobs_or_threads_value_is_one_line_before_any_work(argv, tmp_path, capsys):
+    from emergelab.cli import main
+
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("--jobs" in err[0] or "--threads" in err[0])
+    assert not out.exists()

@@ -94,6 +94,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from emergelab.science.sweep import run_sweep
     from emergelab.science.sweep_analysis import analyse_sweep
+    from emergelab.threads import choose
+
+    choose(jobs=args.jobs, threads=args.threads)  # a bad --jobs / --threads is one line, before any work
 
     out = Path(args.out or Path("runs") / f"sweep_{Path(args.recipe).stem}")
     result = run_sweep(args.recipe, out, jobs=args.jobs, backend=args.backend, threads=args.threads)
