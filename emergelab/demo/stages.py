@@ -71,7 +71,8 @@ def check_profile(out_dir: Path, profile: str) -> None:
             found.setdefault(other, []).append(path.stem)
     if found:
         other, names = next(iter(found.items()))
-        raise UserError(f"--out {out_dir}: holds stages run under profile {other} ({', '.join(sorted(names)[:4])}"
+        names = sorted(set(names))
+        raise UserError(f"--out {out_dir}: holds stages run under profile {other} ({', '.join(names[:4])}"
                         f"{' …' if len(names) > 4 else ''}), not {profile} — choose another --out for profile "
                         f"{profile}, or delete {out_dir} to start over")
 
