@@ -1,13 +1,13 @@
 """One home for how much of the machine a command uses: parallel jobs and torch threads per job.
 
-Every command that trains takes `--jobs` and `--threads`; left unset, both are chosen here from the
-cores this process may run on. Measured on the 2-core reference CPU (1 vs 2 threads per training step,
-16×256-token batches; bench/bench_sweep.py and docs/ARCHITECTURE.md): with the other core idle, 2
-threads ran a step 1.7–1.9× faster than 1; with anything else running on the other core, 2 threads
-ran it 4–20× *slower* (the threads wait for each other at every kernel), while 1 thread lost
-nothing. Two independent 1-thread runs side by side never collapse. So: several runs → one job per
-core with one thread each; a single run → all cores as threads only when the machine is idle, judged
-from the CPU's idle time at the moment of choosing.
+Every command takes `--threads` (the sweep and the demo also `--jobs`); left unset, both are chosen here
+from the cores this process may run on. Measured on the 2-core reference CPU (training steps of
+16×256-token batches, 5k–100k models; `python bench/bench_sweep.py --threads-only`, docs/sweeps.md): two
+1-thread runs side by side each ran almost as fast as one alone (≈ 1.9× the throughput); a second thread
+inside one run gave 1.0–1.6× with the other core idle, and made a step 2–3× *slower* as soon as another
+process held that core (the threads wait for each other at every kernel). So: several runs → one job per
+core with one thread each; a single run → all cores as threads only when the CPU is idle at the moment
+of choosing.
 """
 
 from __future__ import annotations
