@@ -8,7 +8,7 @@
 - `gpu`: the structure of `full` at larger sizes, bf16 on CUDA (see README); it states what it is
   expected to show rather than what was seen, since the reference machine has no GPU.
 
-Each profile's `sweep_estimate_s` is per-step cost × steps (measured, see docs/ARCHITECTURE.md),
+Each profile's `sweep_estimate_s` is measured per-step cost × steps on two cores (docs/sweeps.md; the gpu one a guess),
 for the progress bar's ETA.
 """
 
@@ -122,7 +122,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "cot_bridge_n": 100,
         # SmolLM2-135M-Instruct, inference only (science/real_model): ~3 min on one thread; absent in `tiny`
         "real_model": {"syllogism_n": 48, "icl_n": 32, "cannot_tell_n": 48, "questions_n": 24, "threads": 1},
-        "sweep_estimate_s": 720,
+        "sweep_estimate_s": 740,
     },
     # the quick recipe at an hour's budget: 10 sizes × 5 seeds (2.7k … 166k parameters, 1.8 decades), a
     # params × steps grid for the Chinchilla-style fit, and the four-stage R1 recipe on the strongest model
@@ -145,7 +145,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                     "sft": ["sft.epochs=10"]},
         "cot_bridge_n": 100,
         "real_model": {"syllogism_n": 100, "icl_n": 50, "cannot_tell_n": 100, "questions_n": 24, "threads": 1},
-        "sweep_estimate_s": 2700,
+        "sweep_estimate_s": 2600,
     },
     "gpu": {
         "corpus": {**CORPUS, "documents": 400000},
