@@ -255,8 +255,18 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
             hint = f" — did you mean {(where + '.') if where else ''}{close[0]}?" if close else \
                 f" — valid keys: {', '.join(fields)}"
             raise UserError(f"unknown config key {path!r}{hint}")
+        default = _field_default(fields[key])
+        if isinstance(value, dict) and dataclasses.is_dataclass(default):
+            # a nested section starts from the parent's own default (SFTConfig.train is not TrainConfig())
+            value = deep_merge(to_dict(default), value)
         kwargs[key] = _check_type(value, hints[key], path)
     return cls(**kwargs)
+
+
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
 
 
 def to_dict(cfg: Any) -> dict:

@@ -37,3 +37,13 @@ def test_bad_settings_are_one_line_naming_the_field(overrides, message):
 def test_a_section_config_refuses_other_sections():
     with pytest.raises(UserError, match=r"rl config: unknown section\(s\) \['sft'\]"):
         load(RLConfig, None, ["sft.n=3"], section="rl")
+
+
+def test_overriding_one_nested_field_keeps_the_parents_other_defaults():
+    # SFTConfig.train defaults to lr 3e-4, batch 16, weight decay 0 — not TrainConfig's own defaults. Setting
+    # one train.* field must change that field only (it used to rebuild train from TrainConfig's defaults).
+    default = SFTConfig().train
+    cfg = load(SFTConfig, None, ["sft.task=add:digits=2", "train.seq_len=64"])
+    assert cfg.train.seq_len == 64
+    assert (cfg.train.lr, cfg.train.batch_size, cfg.train.weight_decay, cfg.train.warmup_steps) == \
+        (default.lr, default.batch_size, default.weight_decay, default.warmup_steps)
