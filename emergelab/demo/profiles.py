@@ -78,6 +78,11 @@ ABILITIES: list[dict[str, Any]] = [
     {"ability": "lexicon_3shot", "task": "lexicon:size=4", "shots": 3, "cot": False},
 ]
 
+# The CPU profiles' pretraining: 256-token windows, because a 6-digit worked solution is ~130 tokens and must fit
+# whole in a window; loss on answers only (data.loss_on=answers).
+CPU_PRETRAIN: dict[str, Any] = {"max_steps": 2000, "batch_size": 16, "seq_len": 256, "eval_every": 250,
+                                "eval_batches": 8, "warmup_steps": 100, "block_size": 256, "loss_on": "answers"}
+
 PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {
         "corpus": {**CORPUS, "documents": 3000},
@@ -105,10 +110,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         # point would cost as much as the 3k, 5k, 10k and 15k ones together: it is in the full profile.
         "sizes": ["3k", "5k", "10k", "15k", "30k", "50k", "100k"],
         "seeds": [0, 1, 2],
-        # 256-token windows: a 6-digit worked solution is ~130 tokens and must fit whole in a window
-        "pretrain": {"max_steps": 2000, "batch_size": 16, "seq_len": 256, "eval_every": 250, "eval_batches": 8,
-                     "warmup_steps": 100, "block_size": 256,
-                     "loss_on": "answers"},
+        "pretrain": CPU_PRETRAIN,
         "eval_n": 200,
         "experiments": "quick",
         # a hinted 6-digit scratchpad + answer is ~110 tokens: shorter limits would truncate every chain of thought
@@ -131,9 +133,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "sizes": ["3k", "5k", "10k", "15k", "30k", "40k", "50k", "70k", "100k", "150k"],
         "seeds": [0, 1, 2, 3, 4],
         "budget_grid": {"sizes": ["5k", "15k", "30k", "50k", "100k"], "steps": [500, 1000, 2000], "seeds": [0]},
-        "pretrain": {"max_steps": 2000, "batch_size": 16, "seq_len": 256, "eval_every": 250, "eval_batches": 8,
-                     "warmup_steps": 100, "block_size": 256,
-                     "loss_on": "answers"},
+        "pretrain": CPU_PRETRAIN,
         "eval_n": 200,
         "experiments": "quick",
         "rl": {"rl.task": ADD6, "rl.steps": 60, "rl.max_new_tokens": 120},
