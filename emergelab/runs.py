@@ -178,11 +178,13 @@ def verify_checkpoint(ckpt: Path) -> dict:
 
 def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict] | None:
     """The newest checkpoint whose checksums verify (warning about any damaged newer one), or None."""
-    for ckpt in reversed(list_checkpoints(run_dir)):
+    ckpts = list_checkpoints(run_dir)
+    for i in range(len(ckpts) - 1, -1, -1):
         try:
-            return ckpt, verify_checkpoint(ckpt)
+            return ckpts[i], verify_checkpoint(ckpts[i])
         except UserError as e:
-            warnings.warn(f"{e}; falling back to the previous checkpoint", stacklevel=2)
+            then = "falling back to the previous checkpoint" if i else "no older checkpoint to fall back to"
+            warnings.warn(f"{e}; {then}", stacklevel=2)
     return None
 
 

@@ -6,7 +6,7 @@ from transformers import AutoModelForCausalLM
 
 from emergelab.errors import UserError
 from emergelab.model import GPT, ModelConfig, SamplingParams, generate
-from emergelab.model.generate import filter_logits, sample_next
+from emergelab.model.generate import MIN_TEMPERATURE, filter_logits, sample_next
 from emergelab.model.hf import to_hf_llama
 
 
@@ -165,3 +165,12 @@ def test_generate_on_cuda_matches_cpu_greedy():
     assert [c.tokens for c in cpu] == [c.tokens for c in gpu]
     sampled = generate(model, PROMPTS, SamplingParams(max_new_tokens=8, seed=1, num_samples=2))
     assert len(sampled) == 8
+
+
+@pytest.mark.parametrize("temperature", [3e-300, float("nan"), float("inf"), -1.0])
+def test_sampling_params_refuse_temperatures_that_break_the_sampler(temperature):
+    # 3e-300 > 0 but logits / T overflows float32 into inf and the softmax into NaN
+    with pytest.raises(UserError, match="temperature"):
+        SamplingParams(temperature=temperature).validate()
+    SamplingParams(temperature=0).validate()
+    SamplingParams(temperature=MIN_TEMPERATURE).validate()

@@ -31,3 +31,20 @@ def test_prepare_copies_the_parents_tokenizer_and_model_section(tmp_path):
     assert yaml.safe_load(child.config_path.read_text()) == {"model": {"n_layer": 1}, "rl": {"steps": 3},
                                                              "init": str(parent), "init_step": 5}
     assert child.tokenizer_path.read_text() == (parent / "tokenizer.json").read_text()
+
+
+def test_a_damaged_checkpoint_warning_says_whether_an_older_one_exists(tmp_path):
+    import torch
+
+    from emergelab.runs import latest_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    for step in (1, 2):
+        save_checkpoint(tmp_path, step, model)
+    for ckpt in sorted((tmp_path / "checkpoints").iterdir()):
+        (ckpt / "model.safetensors").write_bytes(b"damaged")
+    with pytest.warns(UserWarning) as record:
+        assert latest_checkpoint(tmp_path) is None
+    messages = [str(w.message) for w in record]
+    assert "falling back to the previous checkpoint" in messages[0]
+    assert "no older checkpoint to fall back to" in messages[1]

@@ -16,9 +16,14 @@ import torch
 from emergelab.errors import UserError
 from emergelab.model.gpt import GPT, KVCache
 
+# below this a positive temperature makes logits / T overflow float32 into inf/NaN
+MIN_TEMPERATURE = 1e-4
+
 
 @dataclass
 class SamplingParams:
+    """How to sample; `validate()` refuses settings that would fail deep inside the sampler."""
+
     max_new_tokens: int = 64
     temperature: float = 1.0  # 0 = greedy (argmax)
     top_k: int = 0  # 0 = no top-k truncation
@@ -32,8 +37,9 @@ class SamplingParams:
     def validate(self) -> SamplingParams:
         if self.max_new_tokens < 1:
             raise UserError(f"max_new_tokens: {self.max_new_tokens} — must be >= 1")
-        if self.temperature < 0:
-            raise UserError(f"temperature: {self.temperature} — must be >= 0 (0 = greedy)")
+        if not (self.temperature == 0 or MIN_TEMPERATURE <= self.temperature < float("inf")):
+            raise UserError(f"temperature: {self.temperature} — must be 0 (greedy) or a finite number >= "
+                            f"{MIN_TEMPERATURE}")
         if self.top_k < 0:
             raise UserError(f"top_k: {self.top_k} — must be >= 0 (0 = off)")
         if not 0 < self.top_p <= 1:

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from emergelab.model.generate import MIN_TEMPERATURE
+
 
 @dataclass
 class Limits:
@@ -38,7 +40,6 @@ class Limits:
 
 
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1  # what a 64-bit generator seed holds
-MIN_TEMPERATURE = 1e-4  # a positive temperature below this is refused (see _Sampling)
 
 
 class _Body(BaseModel):
