@@ -15,6 +15,10 @@ init checkpoint's step (the frozen reference is re-loaded from it) and the step-
 sampling is seeded by (seed, step) and the prompts of a step are a pure function of (seed, step)
 (`PromptStream.batch`), so a resumed run — also one extended with a larger `rl.steps` — reproduces
 the uninterrupted run; metrics.jsonl and samples.jsonl are cut back to the restored step.
+
+Tracking: `rl.tracker` (none | tensorboard | trackio, `emergelab.train.tracking`) receives every
+metrics.jsonl record too, as `train.tracker` does for pretraining; a resumed run re-sends the records
+it redoes after the checkpoint, as a resumed pretraining run does.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from emergelab.tasks.base import Example, Task
 from emergelab.tasks.registry import get_task
 from emergelab.train.loop import MetricsLog
 from emergelab.train.optim import make_optimizer
+from emergelab.train.tracking import check_tracker, open_tracker
 
 
 @dataclasses.dataclass
@@ -91,6 +96,7 @@ class RLConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    tracker: str = "none"  # none | tensorboard | trackio (train/tracking.py); metrics.jsonl is always written
 
     def validate(self) -> None:
         validate_batch_shape(self.prompts_per_step, self.group_size)
@@ -110,6 +116,7 @@ class RLConfig:
             raise UserError("rl.temperature: must be > 0 — GRPO needs diverse samples within a group")
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise UserError("rl.rewards: give a mapping name → weight, e.g. {accuracy: 1.0, format: 0.1}")
+        check_tracker(self.tracker, "rl.tracker")
 
     def loss_config(self) -> GRPOLossConfig:
         return GRPOLossConfig(self.loss_agg, self.adv_scale, self.eps_low, self.eps_high, self.beta,
@@ -290,44 +297,48 @@ def train_grpo(cfg: RLConfig, init: str | Path, out_dir: str | Path, backend: Ro
     stream = PromptStream(task, min(cfg.prompts_per_step * cfg.steps, 20_000), cfg.seed)
     eval_set = task.generate(cfg.eval_n, "test", seed=cfg.seed)
     shots = task.shots_for(eval_set[0], cfg.shots, seed=cfg.seed) if cfg.shots else []
-    log = MetricsLog(out_dir / "metrics.jsonl", True)
     samples_path = out_dir / "samples.jsonl"
     start = _restore(found, model, opt, backend, [out_dir / "metrics.jsonl", samples_path])
+    # rl.tracker gets every metrics.jsonl record too; opened after the logs are cut back, closed on error
+    log = MetricsLog(out_dir / "metrics.jsonl", True,
+                     open_tracker(cfg.tracker, out_dir, to_dict(cfg), setting="rl.tracker"))
+    try:
+        def run_eval() -> dict:
+            return evaluate_policy(backend, tok, task, eval_set, cfg.template, cfg.max_new_tokens,
+                                   cfg.eval_temperature, seed=cfg.seed + 1)[0]
 
-    def run_eval() -> dict:
-        return evaluate_policy(backend, tok, task, eval_set, cfg.template, cfg.max_new_tokens,
-                               cfg.eval_temperature, seed=cfg.seed + 1)[0]
-
-    if found is not None:
-        base = found[1]["base"]
-    else:
-        base = run_eval()
-        log.write({"step": 0, **base, "self_check_base": base["val_self_check_rate"]})
-    last: dict = {}
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"rl {out_dir.name}", unit="step",
-               disable=not _progress(cfg))
-    for step in bar:
-        t0 = time.perf_counter()
-        examples = stream.batch(step, cfg.prompts_per_step)
-        model.eval()
-        ro = rollout(backend, tok, task, examples, shots, cfg, step, rewards)
-        up = policy_update(model, ref, opt, ro, cfg, loss_cfg, device, tok.pad_id or 0)
-        if not torch.isfinite(up.loss):
-            raise UserError(f"rl: loss became {float(up.loss)} at step {step} — lower rl.lr")
-        backend.sync_weights(model)
-        record = step_record(step, cfg, ro, up, base["val_self_check_rate"], t0)
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+        if found is not None:
+            base = found[1]["base"]
+        else:
+            base = run_eval()
+            log.write({"step": 0, **base, "self_check_base": base["val_self_check_rate"]})
+        last: dict = {}
+        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"rl {out_dir.name}", unit="step",
+                   disable=not _progress(cfg))
+        for step in bar:
+            t0 = time.perf_counter()
+            examples = stream.batch(step, cfg.prompts_per_step)
             model.eval()
-            record.update(run_eval())
-        log.write(record)
-        last = record
-        if (step + 1) % cfg.sample_every == 0 or step == 0:
-            _log_samples(samples_path, step + 1, ro, cfg.samples_logged)
-        bar.set_postfix(reward=f"{record['reward']:.2f}", acc=f"{record['accuracy']:.2f}",
-                        len=f"{record['len_mean']:.0f}")
-        if (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0) or step + 1 == cfg.steps:
-            _save(out_dir, step + 1, model, opt, init_step, base)
-    bar.close()
+            ro = rollout(backend, tok, task, examples, shots, cfg, step, rewards)
+            up = policy_update(model, ref, opt, ro, cfg, loss_cfg, device, tok.pad_id or 0)
+            if not torch.isfinite(up.loss):
+                raise UserError(f"rl: loss became {float(up.loss)} at step {step} — lower rl.lr")
+            backend.sync_weights(model)
+            record = step_record(step, cfg, ro, up, base["val_self_check_rate"], t0)
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+                model.eval()
+                record.update(run_eval())
+            log.write(record)
+            last = record
+            if (step + 1) % cfg.sample_every == 0 or step == 0:
+                _log_samples(samples_path, step + 1, ro, cfg.samples_logged)
+            bar.set_postfix(reward=f"{record['reward']:.2f}", acc=f"{record['accuracy']:.2f}",
+                            len=f"{record['len_mean']:.0f}")
+            if (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0) or step + 1 == cfg.steps:
+                _save(out_dir, step + 1, model, opt, init_step, base)
+        bar.close()
+    finally:
+        log.close()
     if not last:  # resumed a finished run: report its last record
         last = json.loads((out_dir / "metrics.jsonl").read_text().splitlines()[-1])
     model.eval()

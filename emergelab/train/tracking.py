@@ -1,4 +1,5 @@
-"""Experiment tracking beyond `metrics.jsonl`: TensorBoard or trackio, chosen by one setting, `train.tracker`.
+"""Experiment tracking beyond `metrics.jsonl`: TensorBoard or trackio, chosen by one setting, `train.tracker`
+(`rl.tracker` for GRPO runs).
 
 `metrics.jsonl` is always written (every stage and `emergelab plot` read it); a tracker receives the same
 records as they are logged:
@@ -33,12 +34,12 @@ def scalars(record: dict) -> dict[str, float]:
 
 
 class TensorBoardTracker:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, setting: str = "train.tracker"):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
-            raise UserError("train.tracker=tensorboard needs the tensorboard package — "
-                            "`pip install -r requirements-tracking.txt`, or set train.tracker=none") from e
+            raise UserError(f"{setting}=tensorboard needs the tensorboard package — "
+                            f"`pip install -r requirements-tracking.txt`, or set {setting}=none") from e
         self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     def log(self, record: dict) -> None:
@@ -51,12 +52,12 @@ class TensorBoardTracker:
 
 
 class TrackioTracker:
-    def __init__(self, run_dir: Path, config: dict | None):
+    def __init__(self, run_dir: Path, config: dict | None, setting: str = "train.tracker"):
         try:
             import trackio
         except ImportError as e:
-            raise UserError("train.tracker=trackio needs the trackio package — "
-                            "`pip install -r requirements-trackio.txt`, or set train.tracker=none") from e
+            raise UserError(f"{setting}=trackio needs the trackio package — "
+                            f"`pip install -r requirements-trackio.txt`, or set {setting}=none") from e
         self.trackio = trackio
         project = run_dir.resolve().parent.name or "emergelab"
         trackio.init(project=project, name=run_dir.resolve().name, config=config or {}, resume="allow")
@@ -68,12 +69,18 @@ class TrackioTracker:
         self.trackio.finish()
 
 
-def open_tracker(kind: str, run_dir: Path, config: dict | None = None) -> Tracker | None:
-    """The tracker named by `train.tracker` for `run_dir` (None for "none")."""
-    if kind == "none":
-        return None
+def check_tracker(kind: str, setting: str = "train.tracker") -> None:
+    """One clear UserError naming `setting` when `kind` is not a tracker (config validation)."""
+    if kind not in TRACKERS:
+        raise UserError(f"{setting}={kind!r} must be {', '.join(TRACKERS[:-1])} or {TRACKERS[-1]}")
+
+
+def open_tracker(kind: str, run_dir: Path, config: dict | None = None,
+                 setting: str = "train.tracker") -> Tracker | None:
+    """The tracker named by `setting` (`train.tracker`, `rl.tracker`) for `run_dir` (None for "none")."""
+    check_tracker(kind, setting)
     if kind == "tensorboard":
-        return TensorBoardTracker(run_dir)
+        return TensorBoardTracker(run_dir, setting)
     if kind == "trackio":
-        return TrackioTracker(run_dir, config)
-    raise UserError(f"train.tracker={kind!r} must be one of {', '.join(TRACKERS)}")
+        return TrackioTracker(run_dir, config, setting)
+    return None
