@@ -151,3 +151,30 @@ def test_base_model_page_completes_plain_text_and_inspects_the_default_sentence(
             assert page.locator("#lens tr").count() == 1 + 3  # header + embeddings + 2 layers
         finally:
             browser.close()
+
+
+def test_context_panel_draws_the_shipped_pair_per_layer_and_shows_a_bad_word_error(base_page_url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        try:
+            page.goto(base_page_url)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.click("#tab-disambiguate")  # loads the shipped pairs and measures the first
+            chart = page.locator("#dis-chart")
+            sync_api.expect(chart).to_have_attribute("data-drawn", "1", timeout=30_000)
+            assert page.inner_text("#dis-error") == ""
+            assert chart.get_attribute("data-layers") == "3"  # embeddings + 2 layers
+            assert chart.locator("polyline.series").count() == 2  # the word and its control
+            assert chart.locator("circle").count() == 2 * 3
+            assert page.locator("#dis-heads li").count() == 5
+            assert page.input_value("#dis-word") == "bank"
+            page.select_option("#dis-pair", "1")
+            sync_api.expect(page.locator("#dis-heads")).to_contain_text('"zoologist"', timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "serve_context.png"), full_page=True)
+            page.fill("#dis-word", "river")
+            page.click("#dis-run")
+            sync_api.expect(page.locator("#dis-error")).to_contain_text("must end with the word 'river'",
+                                                                          timeout=30_000)
+        finally:
+            browser.close()

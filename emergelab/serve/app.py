@@ -1,7 +1,8 @@
 """The OpenAI-compatible HTTP API and the web page, as a FastAPI app around one `Engine`.
 
 Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions (JSON or
-server-sent events with `stream: true`), POST /api/inspect (probes for the page), GET /api/info,
+server-sent events with `stream: true`), POST /api/inspect (probes for the page), POST /api/disambiguate
+and GET /api/disambiguate/pairs (the disambiguation panel, serve/disambiguate.py), GET /api/info,
 GET /run/... (the run's report and plots), GET / (the page). Errors use OpenAI's shape (http_errors.py).
 `create_app` only wires parts that each do one thing: the request guard (guards.py), the limits and job
 building (admission.py), running jobs into events (events.py), and one function per group of routes here.
@@ -26,6 +27,7 @@ from emergelab.eval.probes import inspect_text
 from emergelab.serve.admission import Admission
 from emergelab.serve.chat import ChatFormat
 from emergelab.serve.completions import add_completions_route
+from emergelab.serve.disambiguate import add_disambiguate_route
 from emergelab.serve.engine import Engine, QueueFull
 from emergelab.serve.events import SSE_HEADERS, collect, sse, started, stream_error, usage
 from emergelab.serve.guards import LOOPBACK_NAMES, RequestGuard, is_loopback
@@ -69,6 +71,7 @@ def create_app(engine: Engine, chat_format: ChatFormat, model_name: str = "emerg
     _add_chat_route(app, s)
     add_completions_route(app, s)  # serve/completions.py
     _add_inspect_route(app, s)
+    add_disambiguate_route(app, s)  # serve/disambiguate.py
     return app
 
 

@@ -1,9 +1,11 @@
-// emergelab web page: chat over /v1/chat/completions (streamed), and the inspector over /api/inspect.
+// emergelab web page: chat over /v1/chat/completions (streamed), the inspector over /api/inspect, and the
+// context (disambiguation) panel over /api/disambiguate.
 // Plain browser JavaScript, no build step. All model text goes into the DOM through textContent.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { model: null, info: null, history: [], busy: false, inspect: null, inspectText: null };
+const state = { model: null, info: null, history: [], busy: false, inspect: null, inspectText: null,
+                pairs: null, dis: null };
 
 // Probability p in [0, 1] -> red (0) ... yellow ... green (1).
 const probColour = (p) => `hsl(${Math.round(120 * p)}, 75%, 80%)`;
@@ -42,6 +44,7 @@ for (const t of document.querySelectorAll(".tab")) {
     for (const u of document.querySelectorAll(".tab")) u.classList.toggle("active", u === t);
     for (const v of document.querySelectorAll(".view")) v.classList.toggle("hidden", v.id !== "view-" + t.dataset.view);
     if (t.dataset.view === "inspect" && !state.inspect) runInspect();
+    if (t.dataset.view === "disambiguate" && !state.pairs) loadPairs();
   });
 }
 
@@ -305,5 +308,109 @@ function drawLens() {
 $("inspect-form").addEventListener("submit", runInspect);
 $("layer").addEventListener("change", () => runInspect());
 $("head").addEventListener("change", () => { if (state.inspect) drawHeatmap(); });
+
+// ---------- context: does attention disambiguate a word? ----------
+async function loadPairs() {
+  try {
+    const data = await (await fetch("/api/disambiguate/pairs")).json();
+    state.pairs = data.pairs;
+    const sel = $("dis-pair");
+    sel.innerHTML = "";
+    data.pairs.forEach((p, i) => {
+      const o = document.createElement("option");
+      o.value = i; o.textContent = `${p.word} / ${p.control}: ${p.sentence_a} | ${p.sentence_b}`;
+      sel.appendChild(o);
+    });
+    fillPair(0);
+    await runDisambiguate();
+  } catch (e) {
+    $("dis-error").textContent = "could not load the shipped pairs: " + e.message;
+  }
+}
+
+function fillPair(i) {
+  const p = state.pairs[i];
+  $("dis-a").value = p.sentence_a; $("dis-b").value = p.sentence_b;
+  $("dis-word").value = p.word; $("dis-control").value = p.control;
+}
+
+async function runDisambiguate(ev) {
+  if (ev) ev.preventDefault();
+  $("dis-error").textContent = "";
+  const body = { sentence_a: $("dis-a").value, sentence_b: $("dis-b").value,
+                 word: $("dis-word").value, control: $("dis-control").value };
+  try {
+    const resp = await fetch("/api/disambiguate", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body) });
+    const data = await resp.json();
+    if (!resp.ok) throw new Error(data.error.message);
+    state.dis = data;
+    drawMoves(); drawHeads();
+  } catch (e) {
+    $("dis-error").textContent = e.message;
+  }
+}
+
+// A line chart per layer, as inline SVG: the word's move (red) and the control's (blue).
+function drawMoves() {
+  const d = state.dis, NS = "http://www.w3.org/2000/svg";
+  const series = [["move_word", "#dc2626", `word "${d.word}"`], ["move_control", "#2563eb", `control "${d.control}"`]];
+  const n = d.move_word.length, W = 560, H = 260, L = 50, R = 150, T = 12, B = 36;
+  const top = Math.max(1e-6, ...d.move_word, ...d.move_control) * 1.1;
+  const x = (i) => L + (n === 1 ? 0 : (i * (W - L - R)) / (n - 1));
+  const y = (v) => T + (1 - v / top) * (H - T - B);
+  const el = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const svg = el("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img" });
+  svg.appendChild(el("line", { x1: L, y1: y(0), x2: W - R, y2: y(0), stroke: "#9ca3af" }));
+  svg.appendChild(el("line", { x1: L, y1: T, x2: L, y2: y(0), stroke: "#9ca3af" }));
+  for (const v of [0, top / 2, top]) {
+    svg.appendChild(el("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", fill: "#6b7280" }, v.toPrecision(2)));
+  }
+  for (let i = 0; i < n; i++) {
+    svg.appendChild(el("text", { x: x(i), y: H - B + 16, "text-anchor": "middle", fill: "#6b7280" },
+      i === 0 ? "embed" : String(i - 1)));
+  }
+  svg.appendChild(el("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", fill: "#6b7280" },
+    "after layer (embed: before layer 0)"));
+  series.forEach(([key, colour, label], k) => {
+    const pts = d[key].map((v, i) => `${x(i)},${y(v)}`).join(" ");
+    svg.appendChild(el("polyline", { points: pts, fill: "none", stroke: colour, "stroke-width": 2, class: "series" }));
+    d[key].forEach((v, i) => {
+      const c = el("circle", { cx: x(i), cy: y(v), r: 3.5, fill: colour });
+      c.appendChild(el("title", {}, `${label}, ${i === 0 ? "embedding" : "after layer " + (i - 1)}: ${v.toFixed(4)}`));
+      svg.appendChild(c);
+    });
+    svg.appendChild(el("line", { x1: W - R + 12, y1: T + 10 + 18 * k, x2: W - R + 30, y2: T + 10 + 18 * k,
+      stroke: colour, "stroke-width": 2 }));
+    svg.appendChild(el("text", { x: W - R + 34, y: T + 14 + 18 * k }, label));
+  });
+  const box = $("dis-chart");
+  box.innerHTML = "";
+  box.appendChild(svg);
+  box.dataset.drawn = "1"; box.dataset.layers = String(n);
+}
+
+function drawHeads() {
+  const d = state.dis, box = $("dis-heads");
+  box.innerHTML = "";
+  const p = document.createElement("p");
+  p.textContent = `cues: ${JSON.stringify(d.cues[0])} / ${JSON.stringify(d.cues[1])} · heads named L<layer>H<head>`;
+  box.appendChild(p);
+  const ol = document.createElement("ol");
+  for (const h of d.top_heads) {
+    const li = document.createElement("li");
+    li.textContent = `${h.head}: ${h.extra_attention_to_cue >= 0 ? "+" : ""}${h.extra_attention_to_cue.toFixed(4)}`;
+    ol.appendChild(li);
+  }
+  box.appendChild(ol);
+}
+
+$("dis-form").addEventListener("submit", runDisambiguate);
+$("dis-pair").addEventListener("change", () => { fillPair(parseInt($("dis-pair").value, 10)); runDisambiguate(); });
 
 loadInfo().catch((e) => { $("model-info").textContent = "could not load model info: " + e.message; });
