@@ -19,6 +19,7 @@ import yaml
 
 from emergelab.errors import UserError
 from emergelab.model.gpt import ModelConfig
+from emergelab.train.tracking import check_tracker
 
 T = TypeVar("T")
 
@@ -90,8 +91,7 @@ class TrainConfig:
         for name in ("tensorboard", "progress", "doc_mask"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"train.{name}={getattr(self, name)!r} must be true or false")
-        if self.tracker not in ("none", "tensorboard", "trackio"):
-            raise UserError(f"train.tracker={self.tracker!r} must be none, tensorboard or trackio")
+        check_tracker(self.tracker, "train.tracker")
         for name in ("batch_size", "grad_accum", "seq_len", "log_every", "eval_every", "eval_batches",
                      "ckpt_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
