@@ -34,8 +34,10 @@ demo: venv
 
 ## the tests: fast ones always; slow end-to-end ones too when CI=true (or `make test-slow`)
 test: venv
+	@# CI installs the extras first, so the fast tests that need them (TensorBoard, ...) run instead of skipping
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory extras; fi
 	$(PY) -m pytest -m "not slow" -q
-	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory extras test-slow; fi
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory test-slow; fi
 
 test-slow: venv
 	$(PY) -m pytest -m slow -q

