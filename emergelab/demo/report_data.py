@@ -266,14 +266,8 @@ def claim_emergence(out: Path, rows: list[dict], profile: str) -> dict:
     verdicts = emergence.analyse_table(long, n_boot=10 if tiny else 25)
     plots = []
     for ability, verdict in verdicts.items():
-        curves: dict[str, dict[str, list]] = {}
-        for r in long:
-            if r["ability"] == ability:
-                c = curves.setdefault(r["metric"], {"scale": [], "value": []})
-                c["scale"].append(r["scale"])
-                c["value"].append(r["value"])
         if verdict.get("emergent") is not None:
-            plots += _png(out, emergence.plot_ability(ability, curves, verdict,
+            plots += _png(out, emergence.plot_ability(ability, emergence.raw_curves(long, ability), verdict,
                                                       out / "report_plots" / f"emergence_{ability}"))
     (out / "report_plots").mkdir(exist_ok=True)
     (out / "report_plots" / "emergence_verdicts.json").write_text(json.dumps(verdicts, indent=1, default=str))

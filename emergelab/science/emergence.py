@@ -467,6 +467,17 @@ def read_emergence_csv(path: str | Path) -> list[dict]:
     return rows
 
 
+def raw_curves(rows: list[dict], ability: str) -> dict[str, dict[str, list]]:
+    """The raw points of one ability's metrics, in row order, as `plot_ability` draws them: {metric: {scale, value}}."""
+    curves: dict[str, dict[str, list]] = {}
+    for r in rows:
+        if r["ability"] == ability:
+            c = curves.setdefault(r["metric"], {"scale": [], "value": []})
+            c["scale"].append(r["scale"])
+            c["value"].append(r["value"])
+    return curves
+
+
 def plot_ability(ability: str, curves: dict[str, dict[str, np.ndarray]], verdict: dict, path_stem) -> list[str]:
     """One panel per metric: the points, the logistic step fit, and the threshold with its interval."""
     from emergelab.science.plots import new_figure, save_figure
