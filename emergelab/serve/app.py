@@ -10,7 +10,6 @@ building (admission.py), running jobs into events (events.py), and one function 
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from contextlib import aclosing
@@ -28,8 +27,8 @@ from emergelab.serve.admission import Admission
 from emergelab.serve.chat import ChatFormat
 from emergelab.serve.completions import add_completions_route
 from emergelab.serve.disambiguate import add_disambiguate_route
-from emergelab.serve.engine import Engine, QueueFull
-from emergelab.serve.events import SSE_HEADERS, collect, sse, started, stream_error, usage
+from emergelab.serve.engine import Engine
+from emergelab.serve.events import SSE_HEADERS, collect, on_model_thread, sse, started, stream_error, usage
 from emergelab.serve.guards import LOOPBACK_NAMES, RequestGuard, is_loopback
 from emergelab.serve.http_errors import ApiError, error_response
 from emergelab.serve.page_mode import page_mode
@@ -207,11 +206,8 @@ def _add_inspect_route(app: FastAPI, s: Served) -> None:
         if n_values > lim.max_attention_values:
             raise ApiError(400, f"layers: attention for these layers is {n_values:,} numbers, more than the limit of "
                            f"{lim.max_attention_values:,} — ask for fewer layers (e.g. \"layers\": [0])", "layers")
-        try:
-            fut = s.engine.call(lambda: inspect_text(s.engine.model, s.engine.tokenizer, ids, req.top_k, layers))
-        except QueueFull as e:
-            raise ApiError(429, f"server busy: {e} — retry shortly", kind="rate_limit_error") from None
-        return await asyncio.wrap_future(fut)
+        return await on_model_thread(
+            s.engine, lambda: inspect_text(s.engine.model, s.engine.tokenizer, ids, req.top_k, layers))
 
 
 def app_for_run(run_dir: str | Path, device: str = "auto", limits: Limits | None = None,

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import uuid
@@ -22,8 +21,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
-from emergelab.serve.engine import QueueFull
-from emergelab.serve.events import SSE_HEADERS, collect, sse, started, stream_error, usage
+from emergelab.serve.events import SSE_HEADERS, collect, on_model_thread, sse, started, stream_error, usage
 from emergelab.serve.http_errors import ApiError
 from emergelab.serve.schemas import CompletionRequest
 
@@ -149,11 +147,7 @@ def add_completions_route(app: FastAPI, s) -> None:
 
 async def _score(s, ids: list[int], top: int) -> list[dict]:
     """prompt_logprobs on the model thread (never concurrently with decoding)."""
-    try:
-        fut = s.engine.call(lambda: prompt_logprobs(s.engine.model, s.engine.tokenizer, ids, top))
-    except QueueFull as e:
-        raise ApiError(429, f"server busy: {e} — retry shortly", kind="rate_limit_error") from None
-    return await asyncio.wrap_future(fut)
+    return await on_model_thread(s.engine, lambda: prompt_logprobs(s.engine.model, s.engine.tokenizer, ids, top))
 
 
 def _choices(choices: list[dict], echoed: list[list[dict]] | None, n: int, with_logprobs: bool) -> list[dict]:

@@ -9,14 +9,12 @@ the same slot, and the heads whose attention from the word to the cue most excee
 
 from __future__ import annotations
 
-import asyncio
-
 import torch
 from fastapi import FastAPI
 from pydantic import Field
 
 from emergelab.science.real_model.disambiguation import measure, minimal_pairs
-from emergelab.serve.engine import QueueFull
+from emergelab.serve.events import on_model_thread
 from emergelab.serve.http_errors import ApiError
 from emergelab.serve.schemas import _Body
 
@@ -110,11 +108,7 @@ def add_disambiguate_route(app: FastAPI, s) -> None:
                 filled = item["template"].replace("{cue}", cue).replace("{w}", getattr(req, name))
                 await s.admission.encode(filled, name, limit)
         try:
-            fut = s.engine.call(lambda: measure_pair(s.engine.model, s.engine.tokenizer, item))
-        except QueueFull as e:
-            raise ApiError(429, f"server busy: {e} — retry shortly", kind="rate_limit_error") from None
-        try:
-            return await asyncio.wrap_future(fut)
+            return await on_model_thread(s.engine, lambda: measure_pair(s.engine.model, s.engine.tokenizer, item))
         except ValueError as e:  # encode_item: the cue does not tokenize as its own span in this tokenizer
             raise ApiError(400, f"sentence_b: {e} — this model's tokenizer merges the cue with its neighbours; "
                            "try other words", "sentence_b") from None

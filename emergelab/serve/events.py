@@ -18,6 +18,20 @@ from emergelab.serve.http_errors import ApiError
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def busy(e: QueueFull) -> ApiError:
+    """The 429 a full engine queue is answered with."""
+    return ApiError(429, f"server busy: {e} — retry shortly", kind="rate_limit_error")
+
+
+async def on_model_thread(engine: Engine, fn):
+    """fn() run on the model thread (never concurrently with decoding), awaited; 429 when the queue is full."""
+    try:
+        fut = engine.call(fn)
+    except QueueFull as e:
+        raise busy(e) from None
+    return await asyncio.wrap_future(fut)
+
+
 async def run_jobs(engine: Engine, jobs: list[GenJob]) -> AsyncIterator[tuple[int, dict]]:
     """Submit jobs; yield (choice index, event) until each is done. Cancels them if abandoned."""
     loop, inbox = asyncio.get_running_loop(), asyncio.Queue()
@@ -34,7 +48,7 @@ async def run_jobs(engine: Engine, jobs: list[GenJob]) -> AsyncIterator[tuple[in
     except QueueFull as e:
         for job in jobs:
             job.cancelled.set()
-        raise ApiError(429, f"server busy: {e} — retry shortly", kind="rate_limit_error") from None
+        raise busy(e) from None
     remaining = len(jobs)
     try:
         while remaining:
