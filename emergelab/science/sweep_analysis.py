@@ -132,6 +132,7 @@ def analyse_sweep(out_dir: str | Path, n_boot: int = 200) -> dict:
     Writes OUT/sweep_by_size.{csv,json}, OUT/scaling.json, OUT/emergence/verdicts.json and their plots;
     an analysis that needs more sizes than the sweep has is reported as skipped with the reason."""
     from emergelab.science import emergence, scaling
+    from emergelab.science.sweep import _write_json_atomic
 
     out_dir = Path(out_dir)
     summary: dict[str, Any] = {}
@@ -170,11 +171,8 @@ def analyse_sweep(out_dir: str | Path, n_boot: int = 200) -> dict:
                     c["scale"].append(r["scale"])
                     c["value"].append(r["value"])
             verdict["plots"] = emergence.plot_ability(ability, curves, verdict, out_dir / "emergence" / f"{ability}")
-        path = out_dir / "emergence" / "verdicts.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(verdicts, indent=1))
-        tmp.replace(path)
+        (out_dir / "emergence").mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(out_dir / "emergence" / "verdicts.json", verdicts)
         summary["emergence"] = {a: {k: v[k] for k in ("metric", "emergent", "threshold", "threshold_ci95", "mirage",
                                                       "mirage_reason")}
                                 for a, v in verdicts.items()}
