@@ -107,11 +107,11 @@ def plot_abilities(rows: list[dict], out_dir: Path) -> dict[str, list[str]]:
     the across-seed mean as a line and its 95% interval as a band (OUT/emergence/<ability>_seeds.png)."""
     from emergelab.science.plots import new_figure, plot_seed_curve, save_figure
 
-    groups = seed_groups(rows)
-    abilities = sorted({c.split("/", 1)[0] for c in metric_columns(rows) if "/" in c})
+    groups, columns = seed_groups(rows), metric_columns(rows)
+    abilities = sorted({c.split("/", 1)[0] for c in columns if "/" in c})
     paths = {}
     for ability in abilities:
-        metrics = [c for c in metric_columns(rows) if c.startswith(f"{ability}/")]
+        metrics = [c for c in columns if c.startswith(f"{ability}/")]
         metrics.sort(key=lambda c: (not c.endswith("/exact_match"), c))
         fig, axes = new_figure(ncols=len(metrics), width=3.6, height=3.0)
         for ax, column in zip(axes, metrics):
