@@ -10,6 +10,7 @@ rendered here the way `transformers` renders it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -26,10 +27,15 @@ class ChatFormat:
         """Prompt text ending where the assistant's next reply begins."""
         if self.template is None:
             return render_messages(messages)
-        # transformers renders chat templates with these settings (PreTrainedTokenizerBase.apply_chat_template)
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        return env.from_string(self.template).render(messages=messages, add_generation_prompt=True,
-                                                     bos_token=self.bos_token, eos_token=self.eos_token)
+        return _compiled(self.template).render(messages=messages, add_generation_prompt=True,
+                                               bos_token=self.bos_token, eos_token=self.eos_token)
+
+
+@lru_cache(maxsize=8)
+def _compiled(template: str):
+    """The Jinja template compiled once per source, not on every request."""
+    # transformers renders chat templates with these settings (PreTrainedTokenizerBase.apply_chat_template)
+    return ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(template)
 
 
 def chat_format_for(tokenizer) -> ChatFormat:
