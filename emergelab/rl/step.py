@@ -89,14 +89,12 @@ def policy_update(model: torch.nn.Module, ref: torch.nn.Module | None, opt: torc
     lengths = [len(ro.prompt_ids[c.prompt_index]) + len(c.tokens) - 1 for c in comps]
     chunks = [(r.to(device), s) for r, s in length_buckets(
         lengths, cfg.micro_batch, BUCKET_OVERHEAD.get(device.type, BUCKET_OVERHEAD["cuda"]))]
-    # the first scored position of a micro-batch: its shortest prompt's last token (no logits before it)
     prompt_lens = [len(ro.prompt_ids[c.prompt_index]) for c in comps]
-    starts = [min(prompt_lens[i] for i in r.tolist()) - 1 for r, _ in chunks]
     # each distinct prompt of a micro-batch runs once, not once per sample (prefix sharing)
     chunk_prompts = [[prompt_lens[i] for i in r.tolist()] for r, _ in chunks]
     with torch.no_grad():
-        ref_logp = [sequence_logprobs(ref, idx[r, :s], targets[r, :s], start=b, prompt_lens=pl)[0]
-                    if ref is not None else None for (r, s), b, pl in zip(chunks, starts, chunk_prompts)]
+        ref_logp = [sequence_logprobs(ref, idx[r, :s], targets[r, :s], prompt_lens=pl)[0]
+                    if ref is not None else None for (r, s), pl in zip(chunks, chunk_prompts)]
     model.train()
     old_logp: list[torch.Tensor] = []
     ent_sum = 0.0
@@ -107,7 +105,7 @@ def policy_update(model: torch.nn.Module, ref: torch.nn.Module | None, opt: torc
             m = mask[r, :s]
             with torch.set_grad_enabled(not no_signal):  # no signal: the gradient is 0, skip its backward
                 logp, ent = sequence_logprobs(model, idx[r, :s], targets[r, :s], with_entropy=it == 0,
-                                              start=starts[j], prompt_lens=chunk_prompts[j])
+                                              prompt_lens=chunk_prompts[j])
             if it == 0:
                 old_logp.append(logp.detach())
                 ent_sum += float((ent * m).sum())
