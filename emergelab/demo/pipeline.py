@@ -132,12 +132,17 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
     def real_model_rl(out: Path, _: dict) -> dict:
         from emergelab.rl.recipes import run_recipe
 
-        smol = DemoLayout(out).stage_dir("real_model") / "smollm2"
+        layout = DemoLayout(out)
+        smol = layout.stage_dir("real_model") / "smollm2"
         if not p.get("real_model_rl"):
             return {"skipped": f"not run — the {profile_name} profile runs R1-Zero on the real model only on a GPU"}
         if not (smol / "checkpoints").exists():
             return {"skipped": "not run — the real_model stage did not import SmolLM2 (install it: `make extras`)"}
-        return run_recipe("r1-zero", smol, DemoLayout(out).stage_dir("real_model_rl"), {"rl": p["real_model_rl"]})
+        return run_recipe("r1-zero", smol, layout.stage_dir("real_model_rl"), {"rl": p["real_model_rl"]})
+
+    def cot_bridge_inputs(out: Path) -> dict:
+        layout = DemoLayout(out)
+        return {"runs": [str(layout.sweep_run(r)) for r in layout.sweep_rows()], "n": p["cot_bridge_n"], "task": ADD6}
 
     def report(out: Path, results: dict) -> dict:
         from emergelab.demo.report_data import build_report
@@ -158,9 +163,7 @@ def build_stages(profile_name: str, jobs: int | None = None, threads: int | None
         Stage("tts", tts, 60 * scale, "tts"),
         Stage("distill", distill, 120 * scale, "distill"),
         Stage("cot_bridge", experiment("cot-bridge", "cot_bridge",
-                                       lambda out: {"runs": [str(DemoLayout(out).sweep_run(r))
-                                                             for r in DemoLayout(out).sweep_rows()],
-                                                    "n": p["cot_bridge_n"], "task": ADD6}),
+                                       cot_bridge_inputs),
               30 * scale, "cot_bridge"),
         Stage("attention", attention, 5 * scale, "attention"),
         # re-run every time, like the report: it reads other stages' outputs and caches its own work
