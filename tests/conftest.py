@@ -32,3 +32,20 @@ def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: in
     if check and proc.returncode != 0:
         raise AssertionError(f"emergelab {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_char_model():
+    """A factory: a 2-layer, width-32 random GPT (seed 0, eval mode) over a character tokenizer of `alphabet`."""
+    import torch
+
+    from emergelab.data.tokenizer import char_tokenizer
+    from emergelab.model import GPT, ModelConfig
+
+    def build(alphabet: str):
+        torch.manual_seed(0)
+        tok = char_tokenizer(alphabet)
+        model = GPT(ModelConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=32, n_head=4, block_size=128)).eval()
+        return model, tok
+
+    return build

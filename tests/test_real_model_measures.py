@@ -12,8 +12,6 @@ import random
 import pytest
 import torch
 
-from emergelab.data.tokenizer import char_tokenizer
-from emergelab.model import GPT, ModelConfig
 from emergelab.science.real_model import disambiguation, scoring
 from emergelab.science.real_model.hallucination import abstains
 from emergelab.science.real_model.lens import settle_layers
@@ -22,11 +20,8 @@ ALPHABET = "abcdefghijklmnopqrstuvwxyz ."
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    tok = char_tokenizer(ALPHABET)
-    model = GPT(ModelConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=32, n_head=4, block_size=128)).eval()
-    return model, tok
+def tiny(tiny_char_model):
+    return tiny_char_model(ALPHABET)
 
 
 def _brute_logprob(model, prompt: list[int], option: list[int]) -> float:

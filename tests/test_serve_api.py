@@ -16,8 +16,7 @@ import torch
 from openai import BadRequestError, NotFoundError, OpenAI
 
 from emergelab.data.chat import render_messages
-from emergelab.data.tokenizer import char_tokenizer
-from emergelab.model import GPT, ModelConfig, SamplingParams, generate
+from emergelab.model import GPT, SamplingParams, generate
 from emergelab.serve.app import create_app
 from emergelab.serve.chat import ChatFormat
 from emergelab.serve.engine import Engine
@@ -28,11 +27,8 @@ ALPHABET = string.ascii_letters + string.digits + " .,?!+-*=\n"
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    tok = char_tokenizer(ALPHABET)
-    model = GPT(ModelConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=32, n_head=4, block_size=128)).eval()
-    return model, tok
+def tiny(tiny_char_model):
+    return tiny_char_model(ALPHABET)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,7 @@ import string
 
 import httpx
 import pytest
-import torch
 
-from emergelab.data.tokenizer import char_tokenizer
-from emergelab.model import GPT, ModelConfig
 from emergelab.science.real_model.disambiguation import measure, minimal_pairs
 from emergelab.serve.app import create_app
 from emergelab.serve.chat import ChatFormat
@@ -28,11 +25,8 @@ ALPHABET = string.ascii_letters + string.digits + " .,?!'-"
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    tok = char_tokenizer(ALPHABET)
-    model = GPT(ModelConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=32, n_head=4, block_size=128)).eval()
-    return model, tok
+def tiny(tiny_char_model):
+    return tiny_char_model(ALPHABET)
 
 
 @pytest.fixture(scope="module")
