@@ -8,7 +8,7 @@ right-padded: in a causal model padding after a sequence cannot change the seque
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -85,13 +85,11 @@ def proportion(successes: int, n: int) -> dict:
     return {"value": successes / n if n else float("nan"), "ci95": [lo, hi], "n": n}
 
 
-def bootstrap_ci(values: Sequence[float], stat: Callable[[list[float]], float] | None = None,
-                 n_boot: int = N_BOOT, seed: int = 0) -> list[float]:
-    """95% percentile bootstrap interval of `stat` (default: the mean) over items."""
-    stat = stat or (lambda v: sum(v) / len(v))
+def bootstrap_ci(values: Sequence[float], n_boot: int = N_BOOT, seed: int = 0) -> list[float]:
+    """95% percentile bootstrap interval of the mean over items."""
     rng = random.Random(seed)
     vals = list(values)
-    boots = sorted(stat([vals[rng.randrange(len(vals))] for _ in vals]) for _ in range(n_boot))
+    boots = sorted(sum(vals[rng.randrange(len(vals))] for _ in vals) / len(vals) for _ in range(n_boot))
     return [boots[int(0.025 * n_boot)], boots[int(0.975 * n_boot) - 1]]
 
 
