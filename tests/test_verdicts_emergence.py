@@ -85,3 +85,13 @@ def test_simulated_error_rates_are_low_for_a_clear_design_and_reported_in_full()
     assert set(rates) >= {"false_mirage_rate", "missed_mirage_rate", "worlds"}
     assert rates["false_mirage_rate"] <= 0.25
     assert 0 <= rates["missed_mirage_rate"] <= 1
+
+
+def test_a_large_smooth_rise_in_log_scale_is_not_emergent():
+    # negative control of the step test: a 0.1 → 0.9 rise, linear in log-scale, passes "rises" but not the
+    # step's BIC margin or sharpness
+    x = np.log10(SCALES)
+    value = 0.1 + 0.8 * (x - x[0]) / (x[-1] - x[0])
+    out = emergence.analyse_curve(SCALES, value, np.full(5, 200), metric="exact_match", n_boot=0)
+    assert out["emergent"] is False and out["evidence"]["rises"]
+    assert not out["evidence"]["step_beats_smooth"]

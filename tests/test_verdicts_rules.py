@@ -216,3 +216,17 @@ def test_emergence_aggregation_controls():
     assert R.emergence_rule({"a": {**real, "seeds_agree": False}}).verdict == R.INCONCLUSIVE
     assert R.emergence_rule({}).verdict == R.NOT_RUN
     assert R.emergence_rule({"a": {"emergent": None, "mirage": None}}).verdict == R.NOT_RUN  # 2 sizes
+
+
+def test_form_falling_and_content_effect_growing_is_not_reproduced():
+    # the rule's second negative branch: form above chance but falling, content effect growing
+    sizes = ["5k", "100k"]
+    v = R.syllogism_rule(sizes, [[items(0.8)], [items(0.6)]], [[items(0.9)], [items(0.9)]],
+                         [[items(0.85)], [items(0.3)]], chance=0.25)
+    assert v.verdict == R.NOT_REPRODUCED and "at chance" not in v.reason
+
+
+def test_r1_zero_unresolved_against_the_forced_scratchpad_is_inconclusive():
+    v = R.r1_zero_rule(items(0.5), items(0.7, seed=1), items(0.78, seed=2), 0.3, 0.9)
+    assert v.numbers["rl_minus_base_forced_ci"][0] <= 0 and v.numbers["rl_minus_base_forced"] >= R.SIZEABLE
+    assert v.verdict == R.INCONCLUSIVE
