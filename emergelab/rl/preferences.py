@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
-from emergelab.data.chat import MAX_NEW_TOKENS, cut_at_stop, render_prompt
+from emergelab.data.chat import MAX_NEW_TOKENS, cut_at_stop, encode_prompt, render_prompt
 from emergelab.errors import UserError
-from emergelab.eval.completions import sample, task_prompts
+from emergelab.eval.completions import sample
 from emergelab.rl.rewards import FORMAT_RE
 from emergelab.tasks.base import Task
 
@@ -60,7 +60,7 @@ def preference_pairs(model, tokenizer, task: Task, n_prompts: int, k: int = 4, s
     """Up to two pairs per prompt: (best, worst) and one random strictly-ordered pair."""
     examples = task.generate(n_prompts, split, seed=seed)
     prompts = [render_prompt(task, ex, template) for ex in examples]
-    comps = sample(model, tokenizer, task_prompts(tokenizer, task, examples, template),
+    comps = sample(model, tokenizer, [encode_prompt(tokenizer, p) for p in prompts],
                    max_new_tokens=max_new_tokens, temperature=1.0, seed=seed, num_samples=k)
     rng = random.Random(seed)
     pairs = []
