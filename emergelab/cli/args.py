@@ -11,8 +11,6 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from emergelab.model.generate import MIN_TEMPERATURE
-
 
 def int_at_least(low: int) -> Callable[[str], int]:
     """An integer >= `low`."""
@@ -46,6 +44,8 @@ def float_in(low: float, high: float, low_open: bool = False, high_open: bool = 
 
 def temperature(text: str) -> float:
     """A sampling temperature: 0 (greedy) or a finite number in [1e-4, 100] (logits / T overflows below)."""
+    from emergelab.model.generate import MIN_TEMPERATURE  # here, not at module level: it imports torch
+
     value = float_in(0, 100)(text)
     if 0 < value < MIN_TEMPERATURE:
         raise argparse.ArgumentTypeError(f"{text} — use 0 for greedy decoding, or at least {MIN_TEMPERATURE}")
