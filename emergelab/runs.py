@@ -54,9 +54,6 @@ class RunDir:
         if self.holds_run():
             raise UserError(f"{flag} {self.path} already holds a run — {hint}")
 
-    def read_config(self) -> dict:
-        return read_run_config(self.path)
-
     def prepare(self, init: str | Path, section: str, section_cfg: dict, extra: dict | None = None) -> None:
         """Start a post-training run from run `init`: its tokenizer.json, and a config.yaml with the parent's
         `model` section (so `load_model` works here) plus this stage's `section` settings and `extra`."""
