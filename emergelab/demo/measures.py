@@ -39,8 +39,9 @@ def syllogism_choices(out: Path, n: int) -> dict:
     for r in _sweep_runs(out):
         run = out / "sweep" / "runs" / r["run"]
         cache = run / "choice_eval.json"
-        if cache.exists() and json.loads(cache.read_text()).get("n") == n:
-            result[r["run"]] = json.loads(cache.read_text())["sets"]
+        cached = json.loads(cache.read_text()) if cache.exists() else {}
+        if cached.get("n") == n:
+            result[r["run"]] = cached["sets"]
             continue
         model, tok, _ = load_model(run, device="cpu")
         model.eval()
@@ -61,8 +62,9 @@ def r1_zero_baselines(out: Path, task: str, n: int) -> dict:
         return {"skipped": "the R1-Zero stage did not run"}
     cache = out / "verdict_inputs" / "r1_zero.json"
     key = {"task": task, "n": n, "recipe_mtime": recipe.stat().st_mtime}
-    if cache.exists() and json.loads(cache.read_text()).get("key") == key:
-        return json.loads(cache.read_text())["result"]
+    cached = json.loads(cache.read_text()) if cache.exists() else {}
+    if cached.get("key") == key:
+        return cached["result"]
     stages = json.loads(recipe.read_text())["stages"]
     arms = {"base_greedy": (stages["base"]["run"], "free"), "base_forced_think": (stages["base"]["run"], "cot"),
             "rl_greedy": (stages["rl"]["run"], "free")}
@@ -87,8 +89,9 @@ def measure_verdict_inputs(out: Path, profile: dict) -> dict:
              "syllogism_choice": lambda: syllogism_choices(out, n),
              "r1_zero": lambda: r1_zero_baselines(out, profile["rl"].get("rl.task", ""),
                                                   int(profile["tts"]["n_items"]) * 2)}
+    swept = bool(_sweep_runs(out))
     for name, fn in parts.items():
-        result[name] = fn() if _sweep_runs(out) else {"skipped": "the sweep did not run"}
+        result[name] = fn() if swept else {"skipped": "the sweep did not run"}
     (out / "verdict_inputs").mkdir(parents=True, exist_ok=True)
     (out / "verdict_inputs" / "inputs.json").write_text(json.dumps(result))
     return {k: sorted(v)[:3] if isinstance(v, dict) else v for k, v in result.items()}
