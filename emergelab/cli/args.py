@@ -80,3 +80,11 @@ def out_dir(text: str) -> str:
     if Path(text).exists() and not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file — give a directory")
     return text
+
+
+def add_quant(parser: argparse.ArgumentParser) -> None:
+    """The --quant option of the commands that load a model (choices: emergelab.model.quant.QUANT_MODES, kept
+    literal here so that building the parser does not import torch)."""
+    parser.add_argument("--quant", default="none", choices=["none", "bf16", "int8"],
+                        help="weights in fewer bytes: bf16, or int8 weight-only (CPU; faster decoding, small "
+                             "accuracy cost)")

@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from emergelab.cli.args import add_quant
 from emergelab.errors import UserError
 
 
@@ -136,8 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=1024, help="largest max_tokens a request may ask for")
     p.add_argument("--max-batch", type=int, default=8, help="requests decoded together")
     p.add_argument("--max-queue", type=int, default=64, help="waiting requests before answering 429")
-    p.add_argument("--quant", default="none", choices=["none", "bf16", "int8"],
-                   help="weights in fewer bytes: bf16, or int8 weight-only (CPU; faster decoding, small accuracy cost)")
+    add_quant(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("inspect", help="next-token probabilities, attention and logit lens on a text")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from emergelab.cli.args import int_at_least, ints_at_least
+from emergelab.cli.args import add_quant, int_at_least, ints_at_least
 from emergelab.errors import UserError
 
 
@@ -129,8 +129,7 @@ def register(subparsers) -> None:
     p.add_argument("--template", default="plain", choices=["plain", "chat"],
                    help="chat wraps prompts in <|user|>…<|assistant|> (for SFT/RL runs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--quant", default="none", choices=["none", "bf16", "int8"],
-                   help="weights in fewer bytes: bf16, or int8 weight-only (CPU; faster decoding, small accuracy cost)")
+    add_quant(p)
     p.add_argument("--items", action="store_true", help="keep every item's completion, verdict and metrics")
     p.add_argument("--json", default=None, metavar="OUT",
                    help="write the results to OUT instead of RUN/eval.json (which the model card and report read)")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from emergelab.cli.args import existing_file, float_in, int_at_least, out_dir, temperature
+from emergelab.cli.args import add_quant, existing_file, float_in, int_at_least, out_dir, temperature
 from emergelab.data.chat import MAX_NEW_TOKENS
 from emergelab.errors import UserError
 
@@ -158,8 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--escapes", action="store_true", help="interpret \\n etc. in --prompt")
     p.add_argument("--json", action="store_true", help="one JSON object per sample (tokens, log-probs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--quant", default="none", choices=["none", "bf16", "int8"],
-                   help="weights in fewer bytes: bf16, or int8 weight-only (CPU; faster decoding, small accuracy cost)")
+    add_quant(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("ppl", help="perplexity and bits per byte of a text file",
