@@ -25,7 +25,7 @@ def heldout_loss(run_dir: str | Path, max_tokens: int = 16384, batch: int = 8) -
     """{loss, ci95, tokens, windows}: mean next-token cross-entropy (nats) over all held-out tokens."""
     from emergelab.data.tokens import TokenData, doc_ids_of
     from emergelab.runs import load_model
-    from emergelab.science.verdicts.noise import bootstrap_means
+    from emergelab.science.verdicts.noise import mean_interval
 
     run_dir = Path(run_dir)
     cache = run_dir / CACHE
@@ -42,16 +42,15 @@ def heldout_loss(run_dir: str | Path, max_tokens: int = 16384, batch: int = 8) -
         return {"loss": float("nan"), "tokens": 0, "windows": 0, "max_tokens": max_tokens}
     x = torch.from_numpy(val[:n_win * block]).view(n_win, block)
     y = torch.from_numpy(val[1:n_win * block + 1]).view(n_win, block)
-    sums, counts = [], []
+    sums = []
     for i in range(0, n_win, batch):
         xb, yb = x[i:i + batch], y[i:i + batch]
         logits = model(xb, doc_ids=doc_ids_of(xb, tok.eos_id)).logits.float()
         nll = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none")
         sums += nll.sum(1).tolist()
-        counts += [block] * len(xb)
-    per_window = np.array(sums) / np.array(counts)  # equal-length windows: the mean of means is the token mean
-    reps = bootstrap_means([per_window.tolist()], n_boot=1000)
-    out = {"loss": float(per_window.mean()), "ci95": [float(v) for v in np.percentile(reps, [2.5, 97.5])],
-           "tokens": int(sum(counts)), "windows": int(n_win), "max_tokens": max_tokens}
+    per_window = np.array(sums) / block  # equal-length windows: the mean of means is the token mean
+    _, lo, hi = mean_interval([per_window.tolist()], n_boot=1000)  # bootstrap over windows
+    out = {"loss": float(per_window.mean()), "ci95": [lo, hi],
+           "tokens": int(n_win * block), "windows": int(n_win), "max_tokens": max_tokens}
     cache.write_text(json.dumps(out, indent=1))
     return out
