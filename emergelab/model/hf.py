@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from emergelab.data.chat import ASSISTANT, REASONING_TAGS, USER
 from emergelab.errors import UserError
 from emergelab.model.gpt import GPT, ModelConfig
 
-TAGS = ("<|user|>", "<|assistant|>", "<think>", "</think>", "<answer>", "</answer>")  # non-special on export
+TAGS = (USER, ASSISTANT, *REASONING_TAGS)  # the chat format's tags: non-special on export
 
 
 def hf_config_dict(cfg: ModelConfig, bos_id: int | None = None, eos_id: int | None = None,
@@ -141,9 +142,8 @@ def _write_tokenizer(tokenizer, start: int | None, bos_id: int | None, out: Path
     # tokens: they are part of what the model writes, so `decode(..., skip_special_tokens=True)` (which
     # lm-eval uses on generations) must keep them; only <pad>/<bos>/<eos> stay special (Qwen3 does the same).
     data = json.loads(tokenizer.hf.to_str())
-    keep = {"<pad>", "<bos>", "<eos>"}
     for added in data.get("added_tokens", []):
-        if added["content"] in TAGS and added["content"] not in keep:
+        if added["content"] in TAGS:
             added["special"] = False
     hf = HFTokenizer.from_str(json.dumps(data))
     if start is not None and hf.post_processor is None:  # saved before tokenizers carried the rule
