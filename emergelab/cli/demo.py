@@ -10,7 +10,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from emergelab.demo.pipeline import run_demo
     from emergelab.threads import choose
 
-    choose(jobs=args.jobs, threads=args.threads)  # a bad --jobs / --threads is one line, before any stage
+    # a bad --jobs / --threads is one line, before any stage (busy=0: only checked, so no 0.25 s load probe)
+    choose(jobs=args.jobs, threads=args.threads, busy=0)
     results = run_demo(args.profile, args.out, jobs=args.jobs, threads=args.threads)
     failed = [name for name, r in results.items() if r.get("status") != "ok"]
     report = Path(args.out) / "report.html"

@@ -96,7 +96,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from emergelab.science.sweep_analysis import analyse_sweep
     from emergelab.threads import choose
 
-    choose(jobs=args.jobs, threads=args.threads)  # a bad --jobs / --threads is one line, before any work
+    # a bad --jobs / --threads is one line, before any work (busy=0: only checked, so no 0.25 s load probe)
+    choose(jobs=args.jobs, threads=args.threads, busy=0)
 
     out = Path(args.out or Path("runs") / f"sweep_{Path(args.recipe).stem}")
     result = run_sweep(args.recipe, out, jobs=args.jobs, backend=args.backend, threads=args.threads)
