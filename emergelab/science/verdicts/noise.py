@@ -12,6 +12,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from emergelab.eval.metrics import wilson_interval
+
 N_BOOT = 2000
 SeedItems = Sequence[Sequence[float]]
 
@@ -23,8 +25,6 @@ def z_value(alpha: float = 0.05) -> float:
 
 def wilson(k: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n (Wilson 1927); (0, 1) when n = 0."""
-    from emergelab.eval.metrics import wilson_interval
-
     return wilson_interval(k, n, z_value(alpha))
 
 
