@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from emergelab.data.chat import BOS, EOS, render_messages
+from emergelab.data.chat import BOS, EOS, own_chat_template, render_messages
 
 
 @dataclass
@@ -40,12 +40,13 @@ def _compiled(template: str):
 
 def chat_format_for(tokenizer) -> ChatFormat:
     """The tokenizer's own template when it has one (imported models), else our format."""
-    if not getattr(tokenizer, "chat_template", None):
+    template = own_chat_template(tokenizer)
+    if template is None:
         return ChatFormat()
     special = tokenizer.special
 
     def token_text(v) -> str:  # tokenizer_config.json stores "<s>" or {"content": "<s>", ...}
         return v.get("content", "") if isinstance(v, dict) else (v or "")
 
-    return ChatFormat(tokenizer.chat_template, token_text(special.get("bos_token")),
+    return ChatFormat(template, token_text(special.get("bos_token")),
                       token_text(special.get("eos_token")))
