@@ -230,3 +230,9 @@ def test_r1_zero_unresolved_against_the_forced_scratchpad_is_inconclusive():
     v = R.r1_zero_rule(items(0.5), items(0.7, seed=1), items(0.78, seed=2), 0.3, 0.9)
     assert v.numbers["rl_minus_base_forced_ci"][0] <= 0 and v.numbers["rl_minus_base_forced"] >= R.SIZEABLE
     assert v.verdict == R.INCONCLUSIVE
+
+
+def test_cot_without_a_measured_bridge_is_not_reproduced_by_the_gain_alone():
+    # rule v2: "reproduced" needs the bridge as well as the accuracy gain
+    assert R.cot_rule([items(0.5)], [items(0.9)], None).verdict == R.INCONCLUSIVE
+    assert R.cot_rule([items(0.5)], [items(0.9)], float("nan")).verdict == R.INCONCLUSIVE

@@ -23,7 +23,7 @@ from emergelab.science.verdicts.noise import (
     wilson,
 )
 
-RULES_VERSION = 1
+RULES_VERSION = 2  # docs/verdicts.md "Changes": v2 specifies cases v1 left open
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN = "reproduced", "not reproduced", "inconclusive", "not run"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)
 SIZEABLE = 0.05  # a point gain this large with an interval straddling 0 is "inconclusive", not "no"
@@ -237,7 +237,9 @@ def cot_rule(direct: SeedItems, cot: SeedItems, bridge_nats: float | None) -> Ve
     signs = {v > 0 for v in per_seed if v != 0}
     if len(signs) > 1 or (lo <= 0 < hi):
         return Verdict(INCONCLUSIVE, text, "cot", numbers)
-    if lo > 0 and (bridge_nats is None or bridge_nats > 0):
+    if lo > 0 and "bridge_nats" not in numbers:  # v2: the rule needs the bridge; without it, inconclusive
+        return Verdict(INCONCLUSIVE, text + "; the bridge was not measured", "cot", numbers)
+    if lo > 0 and bridge_nats > 0:
         return Verdict(REPRODUCED, text, "cot", numbers)
     return Verdict(NOT_REPRODUCED if hi <= 0 or (bridge_nats is not None and bridge_nats <= 0) else INCONCLUSIVE,
                    text, "cot", numbers)
